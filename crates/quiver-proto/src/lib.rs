@@ -1,0 +1,47 @@
+//! # quiver-proto — the sans-IO QUIC core of Quiver
+//!
+//! This crate implements QUIC v1 (RFC 9000, 9001, 9002) with DATAGRAM (RFC 9221) as a
+//! pure state machine: it takes bytes and time in and gives bytes and deadlines out.
+//! It never reads a clock, opens a socket or spawns a task; everything is driven by the
+//! caller (the `quiver` crate's tokio runtime, a simulator, or a fast path).
+//!
+//! ## Call contract
+//! An [`Endpoint`] owns its connections. The driver:
+//! 1. feeds every received UDP datagram to [`Endpoint::handle`];
+//! 2. drains [`Endpoint::poll_transmit`] and sends what it returns;
+//! 3. arms one timer at [`Endpoint::poll_timeout`] and calls
+//!    [`Endpoint::handle_timeout`] when it fires;
+//! 4. drains application events with [`Endpoint::poll_event`] and uses
+//!    [`Endpoint::connection_mut`] for stream and datagram operations.
+//!
+//! After any call that changes state, steps 2–3 must be repeated.
+//!
+//! ## Extension points
+//! Each hook is a trait or an explicit API in one module:
+//! - [`cc::Controller`] — congestion control (window and pacing rate);
+//! - [`cid::ConnectionIdGenerator`] — how connection IDs are minted (routing in CIDs);
+//! - the data model keeps one packet-number space per path in the application epoch
+//!   ([`shared::SpaceId::Data`]) so that multipath and stream hand-off need no rewrite.
+
+#![forbid(unsafe_code)]
+
+pub mod cc;
+pub mod cid;
+pub mod coding;
+pub mod config;
+pub mod connection;
+pub mod crypto;
+pub mod endpoint;
+pub mod error;
+pub mod frame;
+pub mod packet;
+pub mod range_set;
+pub mod recovery;
+pub mod shared;
+pub mod streams;
+pub mod transport_params;
+
+pub use cid::{ConnectionId, ConnectionIdGenerator, RandomCidGenerator};
+pub use coding::VarInt;
+pub use error::{TransportError, TransportErrorCode};
+pub use shared::{Dir, Epoch, PathId, Side, SpaceId, StreamId};

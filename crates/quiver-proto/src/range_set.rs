@@ -1,0 +1,1 @@
+//! TODO: range_set

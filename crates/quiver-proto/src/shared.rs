@@ -1,0 +1,152 @@
+//! Small types shared across the crate: endpoint side, stream direction, stream IDs,
+//! encryption levels (epochs) and packet-number space identifiers.
+
+use crate::coding::VarInt;
+use std::fmt;
+
+/// Which end of a connection we are.
+#[derive(Debug, Copy, Clone, Eq, PartialEq, Hash)]
+pub enum Side {
+    /// The endpoint that initiated the connection.
+    Client = 0,
+    /// The endpoint that accepted the connection.
+    Server = 1,
+}
+
+impl Side {
+    /// Whether this is the client side.
+    pub fn is_client(self) -> bool {
+        self == Side::Client
+    }
+    /// Whether this is the server side.
+    pub fn is_server(self) -> bool {
+        self == Side::Server
+    }
+}
+
+impl std::ops::Not for Side {
+    type Output = Side;
+    fn not(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+}
+
+/// Stream direction.
+#[derive(Debug, Copy, Clone, Eq, PartialEq, Hash)]
+pub enum Dir {
+    /// Data flows both ways.
+    Bi = 0,
+    /// Data flows only from the initiator.
+    Uni = 1,
+}
+
+/// A stream identifier (RFC 9000 §2.1): the two low bits give initiator and direction.
+#[derive(Copy, Clone, Eq, PartialEq, Ord, PartialOrd, Hash)]
+pub struct StreamId(pub u64);
+
+impl StreamId {
+    /// The `index`-th stream of the given initiator and direction.
+    pub fn new(initiator: Side, dir: Dir, index: u64) -> Self {
+        StreamId((index << 2) | ((dir as u64) << 1) | initiator as u64)
+    }
+    /// Which side opened the stream.
+    pub fn initiator(self) -> Side {
+        if self.0 & 1 == 0 {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+    /// The stream's direction.
+    pub fn dir(self) -> Dir {
+        if self.0 & 2 == 0 {
+            Dir::Bi
+        } else {
+            Dir::Uni
+        }
+    }
+    /// Index among streams of the same initiator and direction.
+    pub fn index(self) -> u64 {
+        self.0 >> 2
+    }
+}
+
+impl fmt::Debug for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let who = if self.initiator().is_client() { "c" } else { "s" };
+        let dir = if self.dir() == Dir::Bi { "bi" } else { "uni" };
+        write!(f, "{}({who}{dir}#{})", self.0, self.index())
+    }
+}
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+impl From<StreamId> for VarInt {
+    fn from(x: StreamId) -> VarInt {
+        VarInt::from_u64_clamped(x.0)
+    }
+}
+impl From<VarInt> for StreamId {
+    fn from(v: VarInt) -> StreamId {
+        StreamId(v.into_inner())
+    }
+}
+
+/// Encryption level / epoch (RFC 9001 §4). 0-RTT shares the Data packet-number space.
+#[derive(Debug, Copy, Clone, Eq, PartialEq, Ord, PartialOrd, Hash)]
+pub enum Epoch {
+    /// Initial keys, derived from the client's first DCID.
+    Initial = 0,
+    /// Handshake keys.
+    Handshake = 1,
+    /// 1-RTT (and 0-RTT) application data.
+    Data = 2,
+}
+
+impl Epoch {
+    /// All epochs in order.
+    pub const ALL: [Epoch; 3] = [Epoch::Initial, Epoch::Handshake, Epoch::Data];
+    /// Array index.
+    pub fn idx(self) -> usize {
+        self as usize
+    }
+}
+
+/// Identifier of a network path. Path 0 is the path the handshake ran on.
+///
+/// The application epoch has one packet-number space per path (draft-ietf-quic-multipath);
+/// QDSR gives each real server its own path id so that each sends from its own space.
+#[derive(Debug, Copy, Clone, Eq, PartialEq, Ord, PartialOrd, Hash, Default)]
+pub struct PathId(pub u32);
+
+impl PathId {
+    /// The initial path.
+    pub const ZERO: PathId = PathId(0);
+}
+
+/// Identifies one packet-number space: the epoch plus, in the Data epoch, the path.
+#[derive(Debug, Copy, Clone, Eq, PartialEq, Ord, PartialOrd, Hash)]
+pub enum SpaceId {
+    /// Initial packets.
+    Initial,
+    /// Handshake packets.
+    Handshake,
+    /// 0-RTT and 1-RTT packets on a path.
+    Data(PathId),
+}
+
+impl SpaceId {
+    /// The epoch this space belongs to.
+    pub fn epoch(self) -> Epoch {
+        match self {
+            SpaceId::Initial => Epoch::Initial,
+            SpaceId::Handshake => Epoch::Handshake,
+            SpaceId::Data(_) => Epoch::Data,
+        }
+    }
+}
