@@ -1,1 +1,47 @@
-fn main() {}
+//! `quiver` — the command-line front end of the Quiver QUIC stack.
+//!
+//! Sub-commands live in one module each: `interop` (quic-interop-runner style client and
+//! server) and `netem` (link emulation shell and topologies).
+
+use clap::{Parser, Subcommand};
+
+mod interop;
+mod netem;
+
+/// Quiver: a programmable QUIC stack and the systems built on it.
+#[derive(Parser, Debug)]
+#[command(name = "quiver", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Interop endpoints following the quic-interop-runner conventions.
+    #[command(subcommand)]
+    Interop(interop::InteropCommand),
+    /// Run a command behind an emulated link (rate, delay, loss), or build a topology.
+    Netem(netem::NetemArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let code = match cli.command {
+        Command::Interop(cmd) => interop::run(cmd),
+        Command::Netem(args) => netem::run(args),
+    };
+    match code {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("quiver: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
