@@ -1,1 +1,162 @@
-//! TODO: config
+//! Configuration: per-endpoint ([`EndpointConfig`]), per-role ([`ServerConfig`],
+//! [`ClientConfig`]) and per-connection transport tuning ([`TransportConfig`]).
+
+use crate::cid::{ConnectionIdGenerator, RandomCidGenerator};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Builds the CID generator of an endpoint.
+pub type CidGeneratorFactory = Arc<dyn Fn() -> Box<dyn ConnectionIdGenerator> + Send + Sync>;
+
+/// Transport tuning shared by client and server connections.
+#[derive(Clone)]
+pub struct TransportConfig {
+    /// Idle timeout we advertise (`None` = no timeout). The effective timeout is the
+    /// minimum of both sides' non-zero values (RFC 9000 §10.1).
+    pub max_idle_timeout: Option<Duration>,
+    /// Per-stream receive window (initial_max_stream_data_*).
+    pub stream_receive_window: u64,
+    /// Connection-level receive window (initial_max_data).
+    pub receive_window: u64,
+    /// Upper bound on buffered, unacknowledged send data per connection.
+    pub send_window: u64,
+    /// How many bidirectional streams the peer may have open at once.
+    pub max_concurrent_bidi_streams: u64,
+    /// How many unidirectional streams the peer may have open at once.
+    pub max_concurrent_uni_streams: u64,
+    /// RTT assumed before the first sample (RFC 9002 §6.2.2: 333 ms).
+    pub initial_rtt: Duration,
+    /// Maximum delay before we acknowledge an ack-eliciting packet.
+    pub max_ack_delay: Duration,
+    /// Exponent used to encode ACK delays.
+    pub ack_delay_exponent: u8,
+    /// UDP payload size used before path MTU is known (at least 1200).
+    pub initial_mtu: u16,
+    /// Receive buffer for DATAGRAM frames in bytes; `None` disables datagrams.
+    pub datagram_receive_buffer_size: Option<usize>,
+    /// Send buffer for DATAGRAM frames in bytes; the oldest are dropped when full.
+    pub datagram_send_buffer_size: usize,
+    /// Send PINGs at this interval to keep an idle connection open.
+    pub keep_alive_interval: Option<Duration>,
+    /// How many connection IDs we are willing to store from the peer.
+    pub active_connection_id_limit: u64,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            max_idle_timeout: Some(Duration::from_secs(30)),
+            stream_receive_window: 1_250_000,
+            receive_window: 15_000_000,
+            send_window: 10_000_000,
+            max_concurrent_bidi_streams: 100,
+            max_concurrent_uni_streams: 100,
+            initial_rtt: Duration::from_millis(333),
+            max_ack_delay: Duration::from_millis(25),
+            ack_delay_exponent: 3,
+            initial_mtu: 1200,
+            datagram_receive_buffer_size: Some(1_250_000),
+            datagram_send_buffer_size: 1_048_576,
+            keep_alive_interval: None,
+            active_connection_id_limit: 4,
+        }
+    }
+}
+
+impl std::fmt::Debug for TransportConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportConfig")
+            .field("max_idle_timeout", &self.max_idle_timeout)
+            .field("stream_receive_window", &self.stream_receive_window)
+            .field("receive_window", &self.receive_window)
+            .field(
+                "max_concurrent_bidi_streams",
+                &self.max_concurrent_bidi_streams,
+            )
+            .field(
+                "max_concurrent_uni_streams",
+                &self.max_concurrent_uni_streams,
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Endpoint-wide settings.
+#[derive(Clone)]
+pub struct EndpointConfig {
+    /// Builds the connection-ID generator (random 8-byte CIDs by default).
+    pub cid_generator: CidGeneratorFactory,
+    /// Largest UDP payload we accept.
+    pub max_udp_payload_size: u16,
+    /// QUIC versions we speak, preferred first.
+    pub supported_versions: Vec<u32>,
+    /// Seed for the endpoint's RNG; `None` seeds from the OS (non-deterministic).
+    pub rng_seed: Option<u64>,
+    /// Key for stateless reset tokens (RFC 9000 §10.3.2); random when `None`.
+    pub reset_key: Option<[u8; 32]>,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            cid_generator: Arc::new(|| Box::new(RandomCidGenerator::default())),
+            max_udp_payload_size: 1472,
+            supported_versions: vec![1 /* QUIC v1 */],
+            rng_seed: None,
+            reset_key: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for EndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointConfig")
+            .field("max_udp_payload_size", &self.max_udp_payload_size)
+            .field("supported_versions", &self.supported_versions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings for accepting connections.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// TLS configuration (must be TLS 1.3-capable; ALPN as needed).
+    pub crypto: Arc<rustls::ServerConfig>,
+    /// Transport tuning for accepted connections.
+    pub transport: Arc<TransportConfig>,
+    /// Maximum number of concurrent connections (further Initials are refused).
+    pub max_connections: usize,
+}
+
+impl ServerConfig {
+    /// A server config with default transport settings.
+    pub fn new(crypto: Arc<rustls::ServerConfig>) -> Self {
+        Self {
+            crypto,
+            transport: Arc::new(TransportConfig::default()),
+            max_connections: 100_000,
+        }
+    }
+}
+
+/// Settings for initiating a connection.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// TLS configuration.
+    pub crypto: Arc<rustls::ClientConfig>,
+    /// Transport tuning.
+    pub transport: Arc<TransportConfig>,
+    /// QUIC version to offer.
+    pub version: u32,
+}
+
+impl ClientConfig {
+    /// A client config with default transport settings.
+    pub fn new(crypto: Arc<rustls::ClientConfig>) -> Self {
+        Self {
+            crypto,
+            transport: Arc::new(TransportConfig::default()),
+            version: 1, /* QUIC v1 */
+        }
+    }
+}

@@ -53,7 +53,9 @@ impl fmt::Debug for TransportErrorCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.name() {
             Some(n) => f.write_str(n),
-            None if (0x100..0x200).contains(&self.0) => write!(f, "CRYPTO_ERROR({:#x})", self.0 & 0xff),
+            None if (0x100..0x200).contains(&self.0) => {
+                write!(f, "CRYPTO_ERROR({:#x})", self.0 & 0xff)
+            }
             None => write!(f, "UNKNOWN({:#x})", self.0),
         }
     }

@@ -76,7 +76,11 @@ impl StreamId {
 
 impl fmt::Debug for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let who = if self.initiator().is_client() { "c" } else { "s" };
+        let who = if self.initiator().is_client() {
+            "c"
+        } else {
+            "s"
+        };
         let dir = if self.dir() == Dir::Bi { "bi" } else { "uni" };
         write!(f, "{}({who}{dir}#{})", self.0, self.index())
     }
@@ -147,6 +151,29 @@ impl SpaceId {
             SpaceId::Initial => Epoch::Initial,
             SpaceId::Handshake => Epoch::Handshake,
             SpaceId::Data(_) => Epoch::Data,
+        }
+    }
+}
+
+/// Explicit Congestion Notification codepoint of an IP packet (RFC 3168).
+#[derive(Debug, Copy, Clone, Eq, PartialEq, Hash)]
+pub enum EcnCodepoint {
+    /// ECT(0).
+    Ect0 = 0b10,
+    /// ECT(1).
+    Ect1 = 0b01,
+    /// Congestion experienced.
+    Ce = 0b11,
+}
+
+impl EcnCodepoint {
+    /// From the two ECN bits of the IP header; `None` for Not-ECT.
+    pub fn from_bits(bits: u8) -> Option<Self> {
+        match bits & 0b11 {
+            0b10 => Some(EcnCodepoint::Ect0),
+            0b01 => Some(EcnCodepoint::Ect1),
+            0b11 => Some(EcnCodepoint::Ce),
+            _ => None,
         }
     }
 }
