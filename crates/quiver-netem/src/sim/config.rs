@@ -160,7 +160,15 @@ impl Default for LinkConfig {
 }
 
 /// The names accepted by [`LinkConfig::profile`].
-pub const PROFILES: &[&str] = &["lossless", "lan", "wifi", "lte", "3g", "satellite", "bursty"];
+pub const PROFILES: &[&str] = &[
+    "lossless",
+    "lan",
+    "wifi",
+    "lte",
+    "3g",
+    "satellite",
+    "bursty",
+];
 
 impl LinkConfig {
     /// An ideal link: unlimited rate, no delay, no impairments.

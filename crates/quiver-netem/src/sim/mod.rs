@@ -300,7 +300,12 @@ impl Sim {
 
     /// Configures the directed link from node `from` to node `to`. Replacing the
     /// configuration of a link in use keeps its queue, loss state and statistics.
-    pub fn set_link(&mut self, from: NodeId, to: NodeId, config: LinkConfig) -> Result<(), SimError> {
+    pub fn set_link(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        config: LinkConfig,
+    ) -> Result<(), SimError> {
         config.validate()?;
         for id in [from, to] {
             if id.0 >= self.nodes.len() {
@@ -321,7 +326,12 @@ impl Sim {
 
     /// Configures both directions between `a` and `b` with the same configuration (each
     /// direction has its own queue, random state and statistics).
-    pub fn set_link_pair(&mut self, a: NodeId, b: NodeId, config: LinkConfig) -> Result<(), SimError> {
+    pub fn set_link_pair(
+        &mut self,
+        a: NodeId,
+        b: NodeId,
+        config: LinkConfig,
+    ) -> Result<(), SimError> {
         self.set_link(a, b, config.clone())?;
         self.set_link(b, a, config)
     }

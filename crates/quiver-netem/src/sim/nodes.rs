@@ -517,7 +517,10 @@ impl Transfer {
         let rx = sim.add_node(Sink::new().without_log().expecting(count), [dst])?;
         sim.set_link(tx, rx, self.link)?;
         let outcome = sim.run_while(
-            |s| s.node::<Sink>(rx).is_some_and(|k| k.completed_at().is_none()),
+            |s| {
+                s.node::<Sink>(rx)
+                    .is_some_and(|k| k.completed_at().is_none())
+            },
             self.budget,
         );
         match outcome {
