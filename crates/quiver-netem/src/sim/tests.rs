@@ -601,3 +601,123 @@ fn transfer_reports_completion_time() {
     assert!(lossy.completion.is_none());
     assert_eq!(lossy.link.dropped.loss, 417 - lossy.packets_delivered);
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_link() -> impl Strategy<Value = LinkConfig> {
+        (
+            (
+                proptest::option::of(100_000u64..100_000_000),
+                proptest::option::of(1usize..100_000),
+                0u64..50_000,
+                0u64..10_000,
+                any::<bool>(),
+                proptest::option::of(500usize..1500),
+            ),
+            (
+                0.0f64..0.5,
+                (0.0f64..=1.0, 0.0f64..=1.0, 0.0f64..=1.0, 0.0f64..=1.0),
+                any::<bool>(),
+                0.0f64..0.5,
+                0.0f64..0.5,
+                0.0f64..0.5,
+                proptest::option::of((0u64..500, 1u64..300)),
+            ),
+        )
+            .prop_map(|((rate, queue, delay, jitter, keep, mtu), loss)| {
+                let (bern, (p, r, bad, good), use_ge, reorder, dup, corrupt, hole) = loss;
+                let mut cfg = LinkConfig::new()
+                    .delay(Duration::from_micros(delay))
+                    .jitter(Duration::from_micros(jitter))
+                    .preserve_order(keep)
+                    .reorder(reorder, Duration::from_millis(3))
+                    .duplicate(dup)
+                    .corrupt(corrupt);
+                cfg.rate_bps = rate;
+                cfg.queue_limit_bytes = queue;
+                cfg.mtu = mtu;
+                cfg = if use_ge {
+                    cfg.gilbert_elliott(GilbertElliott {
+                        p,
+                        r,
+                        loss_in_bad: bad,
+                        loss_in_good: good,
+                    })
+                } else {
+                    cfg.loss(bern)
+                };
+                if let Some((start, len)) = hole {
+                    cfg = cfg.blackhole(
+                        Duration::from_millis(start),
+                        Duration::from_millis(start + len),
+                    );
+                }
+                cfg
+            })
+    }
+
+    fn run(
+        seed: u64,
+        link: LinkConfig,
+        count: u64,
+        size: usize,
+        pace: Option<u64>,
+        start: Instant,
+    ) -> (LinkStats, Sink) {
+        let mut blaster = Blaster::new(addr(1), addr(2), count, size).gso(3);
+        if let Some(rate) = pace {
+            blaster = blaster.paced(rate);
+        }
+        let mut sim = Sim::new(seed, start);
+        let tx = sim.add_node(blaster, [addr(1)]).unwrap();
+        let rx = sim.add_node(Sink::new(), [addr(2)]).unwrap();
+        sim.set_link(tx, rx, link).unwrap();
+        while sim.step() {}
+        assert_eq!(sim.in_flight(), 0);
+        (stats(&sim, tx, rx).clone(), sink(&sim, rx).clone())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Any valid link conserves packets, never panics, and replays from its seed.
+        #[test]
+        fn links_conserve_packets_and_replay(
+            link in arb_link(),
+            seed in any::<u64>(),
+            count in 1u64..200,
+            size in 8usize..1600,
+            pace in proptest::option::of(50_000u64..50_000_000),
+        ) {
+            link.validate().unwrap();
+            let start = Instant::now();
+            let (st, sk) = run(seed, link.clone(), count, size, pace, start);
+            prop_assert_eq!(st.sent_packets, count);
+            prop_assert_eq!(
+                st.delivered_packets,
+                count - st.dropped.total() + st.duplicated
+            );
+            prop_assert_eq!(sk.packets(), st.delivered_packets);
+            prop_assert_eq!(sk.bytes(), st.delivered_bytes);
+            if let Some(limit) = link.queue_limit_bytes {
+                prop_assert!(st.queue_high_water_bytes <= limit);
+            }
+            let (again, _) = run(seed, link, count, size, pace, start);
+            prop_assert_eq!(st, again);
+        }
+
+        /// Reference receivers never panic on arbitrary bytes.
+        #[test]
+        fn reference_nodes_accept_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let now = Instant::now();
+            let mut s = Sink::new();
+            s.handle_datagram(now, addr(1), addr(2), data.clone());
+            let mut p = Pinger::new(addr(1), addr(2), 1, Duration::from_millis(1));
+            let _ = p.poll_transmit(now);
+            p.handle_datagram(now, addr(2), addr(1), data.clone());
+            prop_assert_eq!(parse_seq(&data).is_some(), data.len() >= HEADER_LEN);
+        }
+    }
+}
