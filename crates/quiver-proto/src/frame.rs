@@ -1124,3 +1124,578 @@ fn check_end(offset: u64, len: usize) -> Option<u64> {
     let end = offset.checked_add(u64::try_from(len).ok()?)?;
     (end <= MAX_OFFSET).then_some(end)
 }
+
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // ACK ranges are a `Vec<Range<u64>>`
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const MAX: u64 = VarInt::MAX.into_inner();
+
+    fn var() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            0u64..64,
+            64u64..16384,
+            16384u64..(1 << 30),
+            (1u64 << 30)..(1 << 62)
+        ]
+    }
+
+    fn varint() -> impl Strategy<Value = VarInt> {
+        var().prop_map(VarInt::from_u64_clamped)
+    }
+
+    fn bytes(range: Range<usize>) -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), range).prop_map(Bytes::from)
+    }
+
+    fn dir() -> impl Strategy<Value = Dir> {
+        prop_oneof![Just(Dir::Bi), Just(Dir::Uni)]
+    }
+
+    fn ecn() -> impl Strategy<Value = Option<EcnCounts>> {
+        proptest::option::of(
+            (var(), var(), var()).prop_map(|(ect0, ect1, ce)| EcnCounts { ect0, ect1, ce }),
+        )
+    }
+
+    fn ack() -> impl Strategy<Value = Ack> {
+        (
+            var(),
+            var(),
+            var(),
+            proptest::collection::vec((0u64..1 << 16, 0u64..1 << 16), 0..20),
+            ecn(),
+        )
+            .prop_map(|(largest, first, delay, pairs, ecn)| {
+                let mut smallest = largest - first % (largest + 1);
+                let mut ranges = Vec::from([smallest..largest + 1]);
+                for (gap, len) in pairs {
+                    let Some(hi) = smallest.checked_sub(gap + 2) else {
+                        break;
+                    };
+                    let Some(lo) = hi.checked_sub(len) else { break };
+                    ranges.push(lo..hi + 1);
+                    smallest = lo;
+                }
+                Ack {
+                    largest,
+                    delay,
+                    ranges,
+                    ecn,
+                }
+            })
+    }
+
+    fn stream() -> impl Strategy<Value = Stream> {
+        (var(), var(), any::<bool>(), bytes(0..64)).prop_map(|(id, offset, fin, data)| Stream {
+            id: StreamId(id),
+            offset: offset.min(MAX - data.len() as u64),
+            fin,
+            data,
+        })
+    }
+
+    fn crypto() -> impl Strategy<Value = Crypto> {
+        (var(), bytes(0..64)).prop_map(|(offset, data)| Crypto {
+            offset: offset.min(MAX - data.len() as u64),
+            data,
+        })
+    }
+
+    fn ncid() -> impl Strategy<Value = NewConnectionId> {
+        (
+            var(),
+            var(),
+            proptest::collection::vec(any::<u8>(), 1..=20),
+            any::<[u8; 16]>(),
+        )
+            .prop_map(|(sequence, rpt, cid, token)| NewConnectionId {
+                sequence,
+                retire_prior_to: rpt % (sequence + 1),
+                id: ConnectionId::new(&cid).expect("≤ 20 bytes"),
+                reset_token: ResetToken(token),
+            })
+    }
+
+    fn frame() -> impl Strategy<Value = Frame> {
+        prop_oneof![
+            (1usize..50).prop_map(Frame::Padding),
+            Just(Frame::Ping),
+            ack().prop_map(Frame::Ack),
+            (var(), varint(), var()).prop_map(|(id, error_code, final_size)| {
+                Frame::ResetStream(ResetStream {
+                    id: StreamId(id),
+                    error_code,
+                    final_size,
+                })
+            }),
+            (var(), varint()).prop_map(|(id, error_code)| Frame::StopSending(StopSending {
+                id: StreamId(id),
+                error_code
+            })),
+            crypto().prop_map(Frame::Crypto),
+            bytes(1..64).prop_map(Frame::NewToken),
+            stream().prop_map(Frame::Stream),
+            varint().prop_map(Frame::MaxData),
+            (var(), var()).prop_map(|(id, offset)| Frame::MaxStreamData {
+                id: StreamId(id),
+                offset
+            }),
+            (dir(), 0..=MAX_STREAM_COUNT).prop_map(|(dir, count)| Frame::MaxStreams { dir, count }),
+            var().prop_map(|offset| Frame::DataBlocked { offset }),
+            (var(), var()).prop_map(|(id, offset)| Frame::StreamDataBlocked {
+                id: StreamId(id),
+                offset
+            }),
+            (dir(), 0..=MAX_STREAM_COUNT)
+                .prop_map(|(dir, limit)| Frame::StreamsBlocked { dir, limit }),
+            ncid().prop_map(Frame::NewConnectionId),
+            var().prop_map(|sequence| Frame::RetireConnectionId { sequence }),
+            any::<[u8; 8]>().prop_map(Frame::PathChallenge),
+            any::<[u8; 8]>().prop_map(Frame::PathResponse),
+            (var(), proptest::option::of(1u64..MAX), bytes(0..40)).prop_map(
+                |(code, frame_type, reason)| {
+                    Frame::ConnectionClose(ConnectionClose {
+                        error_code: TransportErrorCode(code),
+                        frame_type,
+                        reason,
+                    })
+                }
+            ),
+            (varint(), bytes(0..40)).prop_map(|(error_code, reason)| Frame::ApplicationClose(
+                ApplicationClose { error_code, reason }
+            )),
+            Just(Frame::HandshakeDone),
+            bytes(0..64).prop_map(|data| Frame::Datagram(Datagram { data })),
+        ]
+    }
+
+    fn encode(frames: &[Frame]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for f in frames {
+            f.encode(&mut buf);
+        }
+        buf
+    }
+
+    fn decode(bytes: &[u8]) -> Vec<Result<Frame, FrameError>> {
+        Iter::new(Bytes::copy_from_slice(bytes)).collect()
+    }
+
+    /// Decode a payload expected to hold exactly one malformed frame.
+    fn expect_err(bytes: &[u8], ty: Option<u64>) -> FrameError {
+        let mut res = decode(bytes);
+        let last = res.pop().expect("at least one result");
+        assert!(res.iter().all(Result::is_ok), "{res:?}");
+        let e = last.expect_err("should fail");
+        assert_eq!(e.frame_type, ty, "{e}");
+        let te = TransportError::from(e);
+        assert_eq!(te.code, TransportErrorCode::FRAME_ENCODING_ERROR);
+        assert_eq!(te.frame, ty);
+        e
+    }
+
+    /// Merge consecutive PADDING frames, as the decoder does.
+    fn coalesce(frames: Vec<Frame>) -> Vec<Frame> {
+        let mut out: Vec<Frame> = Vec::new();
+        for f in frames {
+            if let (Some(Frame::Padding(n)), Frame::Padding(m)) = (out.last_mut(), &f) {
+                *n += m;
+                continue;
+            }
+            out.push(f);
+        }
+        out
+    }
+
+    proptest! {
+        // Deterministic: a fixed seed, no regression files.
+        #![proptest_config(ProptestConfig {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x9000_0019),
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+        #[test]
+        fn roundtrip_every_variant(f in frame()) {
+            let buf = encode(std::slice::from_ref(&f));
+            prop_assert_eq!(buf.len(), f.encoded_len());
+            let mut r: &[u8] = &buf;
+            prop_assert_eq!(r.get_var().map_err(|_| ()), Ok(f.ty()));
+            let out = decode(&buf);
+            prop_assert_eq!(out, vec![Ok(f)]);
+        }
+
+        #[test]
+        fn roundtrip_payload(frames in proptest::collection::vec(frame(), 1..12)) {
+            let buf = encode(&frames);
+            prop_assert_eq!(buf.len(), frames.iter().map(Frame::encoded_len).sum::<usize>());
+            let out: Vec<Frame> = decode(&buf).into_iter().collect::<Result<_, _>>().unwrap();
+            prop_assert_eq!(out, coalesce(frames));
+        }
+
+        #[test]
+        fn last_frame_without_length(s in stream(), d in bytes(0..64), first in frame()) {
+            // STREAM and DATAGRAM without Length run to the end of the payload.
+            let mut buf = encode(std::slice::from_ref(&first));
+            s.encode(false, &mut buf);
+            let mut out = decode(&buf);
+            prop_assert_eq!(out.pop(), Some(Ok(Frame::Stream(s.clone()))));
+            prop_assert_eq!(buf.len(), first.encoded_len() + s.encoded_len(false));
+
+            let mut buf = encode(std::slice::from_ref(&first));
+            let dg = Datagram { data: d };
+            dg.encode(false, &mut buf);
+            prop_assert_eq!(buf.len(), first.encoded_len() + Datagram::size(dg.data.len(), false));
+            let mut out = decode(&buf);
+            prop_assert_eq!(out.pop(), Some(Ok(Frame::Datagram(dg))));
+        }
+
+        #[test]
+        fn random_bytes_never_panic(
+            first in 0u8..0x40,
+            rest in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let mut v = vec![first];
+            v.extend(rest);
+            let out = decode(&v);
+            // At most one error, and only as the last item.
+            let errs = out.iter().filter(|r| r.is_err()).count();
+            prop_assert!(errs <= 1);
+            if errs == 1 {
+                prop_assert!(out.last().is_some_and(Result::is_err));
+            }
+        }
+
+        #[test]
+        fn mutated_payloads_never_panic(
+            frames in proptest::collection::vec(frame(), 1..6),
+            muts in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+            cut in any::<usize>(),
+        ) {
+            let mut buf = encode(&frames);
+            for (i, b) in muts {
+                let len = buf.len();
+                if let Some(x) = buf.get_mut(i % len) {
+                    *x = b;
+                }
+            }
+            let len = buf.len();
+            let _ = decode(&buf);
+            let _ = decode(&buf[..cut % (len + 1)]);
+        }
+
+        #[test]
+        fn stream_header_helpers_exact(
+            id in var(),
+            offset in var(),
+            len in 0usize..100_000,
+            fin in any::<bool>(),
+            with_length in any::<bool>(),
+        ) {
+            let id = StreamId(id);
+            let mut buf = Vec::new();
+            Stream::encode_header(id, offset, len, fin, with_length, &mut buf);
+            prop_assert_eq!(buf.len(), Stream::header_len(id, offset, len, with_length));
+            prop_assert_eq!(u64::from(buf[0]), Stream::frame_type(offset, fin, with_length));
+            let mut buf = Vec::new();
+            Crypto::encode_header(offset, len, &mut buf);
+            prop_assert_eq!(buf.len(), Crypto::header_len(offset, len));
+        }
+
+        #[test]
+        fn max_data_len_is_exact(
+            id in var(),
+            offset in var(),
+            space in prop_oneof![0usize..200, 0usize..20_000, 0usize..2_000_000],
+            with_length in any::<bool>(),
+        ) {
+            let id = StreamId(id);
+            let total = |n: usize| Stream::header_len(id, offset, n, with_length) + n;
+            match Stream::max_data_len(id, offset, space, with_length) {
+                Some(n) => {
+                    prop_assert!(n >= 1);
+                    prop_assert!(total(n) <= space);
+                    prop_assert!(total(n + 1) > space);
+                }
+                None => prop_assert!(total(1) > space),
+            }
+            let total = |n: usize| Crypto::header_len(offset, n) + n;
+            match Crypto::max_data_len(offset, space) {
+                Some(n) => {
+                    prop_assert!(n >= 1 && total(n) <= space && total(n + 1) > space);
+                }
+                None => prop_assert!(total(1) > space),
+            }
+        }
+
+        #[test]
+        fn ack_from_range_set_truncates_oldest(
+            ranges in proptest::collection::vec((0u64..1 << 20, 1u64..300), 1..80),
+            high in prop_oneof![Just(0u64), (1u64 << 30)..(1 << 40)],
+            delay in var(),
+            ecn in ecn(),
+            max_size in 0usize..200,
+        ) {
+            let set: RangeSet = ranges.iter().map(|&(s, l)| s + high..s + high + l).collect();
+            let full = Ack::from_ranges(delay, &set, ecn).unwrap();
+            let mut buf = Vec::new();
+            let n = Ack::encode_from_ranges(delay, &set, ecn.as_ref(), max_size, &mut buf);
+            prop_assert_eq!(n, buf.len());
+            prop_assert!(n <= max_size);
+            if n == 0 {
+                let only_newest = Ack { ranges: full.ranges[..1].to_vec(), ..full.clone() };
+                prop_assert!(only_newest.encoded_len() > max_size);
+                return Ok(());
+            }
+            let out = decode(&buf);
+            let Some(Ok(Frame::Ack(ack))) = out.into_iter().next() else {
+                return Err(TestCaseError::fail("not an ACK"));
+            };
+            let k = ack.ranges.len();
+            // The newest k ranges, unchanged.
+            prop_assert_eq!(&ack.ranges[..], &full.ranges[..k]);
+            prop_assert_eq!(ack.largest, set.max().unwrap());
+            prop_assert_eq!(ack.ecn, ecn);
+            prop_assert_eq!(ack.delay, delay);
+            prop_assert_eq!(Frame::Ack(ack.clone()).encoded_len(), n);
+            // Maximal: one more range would not fit.
+            if k < full.ranges.len() {
+                let more = Ack { ranges: full.ranges[..k + 1].to_vec(), ..full.clone() };
+                prop_assert!(more.encoded_len() > max_size);
+            }
+            // Unbounded encoding equals Frame::encode of the full ACK.
+            let mut all = Vec::new();
+            Ack::encode_from_ranges(delay, &set, ecn.as_ref(), usize::MAX, &mut all);
+            prop_assert_eq!(all, encode(&[Frame::Ack(full.clone())]));
+            prop_assert_eq!(full.to_range_set(), set);
+        }
+    }
+
+    #[test]
+    fn padding_runs_coalesce() {
+        let out = decode(&[0, 0, 0, 1, 0, 0, 0x1e, 0]);
+        let out: Vec<Frame> = out.into_iter().map(Result::unwrap).collect();
+        assert_eq!(
+            out,
+            vec![
+                Frame::Padding(3),
+                Frame::Ping,
+                Frame::Padding(2),
+                Frame::HandshakeDone,
+                Frame::Padding(1)
+            ]
+        );
+        let mut buf = Vec::new();
+        Frame::Padding(0).encode(&mut buf);
+        assert!(buf.is_empty());
+        assert_eq!(Frame::Padding(0).encoded_len(), 0);
+    }
+
+    #[test]
+    fn empty_payload_yields_nothing() {
+        assert!(decode(&[]).is_empty());
+    }
+
+    #[test]
+    fn non_minimal_frame_type_accepted() {
+        // 0x4001 is a two-byte encoding of PING (RFC 9000 §12.4 "MAY" reject; we accept).
+        assert_eq!(decode(&[0x40, 0x01]), vec![Ok(Frame::Ping)]);
+    }
+
+    #[test]
+    fn malformed_frames() {
+        use hex_literal::hex;
+        const MAX8: [u8; 8] = hex!("ffffffffffffffff"); // 2^62 - 1
+
+        // Unknown types (one- and two-byte).
+        expect_err(&[0x1f], Some(0x1f));
+        expect_err(&[0x01, 0x40, 0x21], Some(0x21));
+        // Truncated frame type.
+        expect_err(&[0x40], None);
+
+        // STREAM offset + length > 2^62 - 1 (§19.8), with and without Length.
+        let mut b = vec![0x0e, 0x00];
+        b.extend(MAX8);
+        b.extend([0x01, 0xaa]);
+        expect_err(&b, Some(0x0e));
+        let mut b = vec![0x0c, 0x00];
+        b.extend(MAX8);
+        b.push(0xaa);
+        expect_err(&b, Some(0x0c));
+        // ... but exactly 2^62 - 1 with no data is fine.
+        let mut b = vec![0x0d, 0x00];
+        b.extend(MAX8);
+        assert!(decode(&b)[0].is_ok());
+        // STREAM length beyond the payload.
+        expect_err(&[0x0a, 0x04, 0x05, 1, 2, 3], Some(0x0a));
+
+        // CRYPTO offset + length > 2^62 - 1 (§19.6); length beyond payload.
+        let mut b = vec![0x06];
+        b.extend(MAX8);
+        b.extend([0x01, 0xaa]);
+        expect_err(&b, Some(0x06));
+        expect_err(&[0x06, 0x00, 0x0a, 1, 2], Some(0x06));
+
+        // NEW_TOKEN: empty token, and token longer than payload.
+        expect_err(&[0x07, 0x00], Some(0x07));
+        expect_err(&[0x07, 0x05, 1], Some(0x07));
+
+        // MAX_STREAMS / STREAMS_BLOCKED above 2^60 (§19.11, §19.14).
+        let over = hex!("d000000000000001"); // 2^60 + 1
+        let exact = hex!("d000000000000000"); // 2^60
+        for ty in [0x12u8, 0x13, 0x16, 0x17] {
+            let mut b = vec![ty];
+            b.extend(over);
+            expect_err(&b, Some(u64::from(ty)));
+            let mut b = vec![ty];
+            b.extend(exact);
+            assert!(decode(&b)[0].is_ok(), "2^60 is allowed for {ty:#x}");
+        }
+
+        // NEW_CONNECTION_ID: length 0, length 21, retire_prior_to > sequence, short token.
+        let token = [0x11u8; 16];
+        let mut b = vec![0x18, 0x01, 0x00, 0x00];
+        b.extend(token);
+        expect_err(&b, Some(0x18));
+        let mut b = vec![0x18, 0x01, 0x00, 21];
+        b.extend([0u8; 21]);
+        b.extend(token);
+        expect_err(&b, Some(0x18));
+        let mut b = vec![0x18, 0x01, 0x02, 0x04, 1, 2, 3, 4];
+        b.extend(token);
+        expect_err(&b, Some(0x18));
+        expect_err(&[0x18, 0x01, 0x00, 0x04, 1, 2, 3, 4, 0, 0], Some(0x18));
+        let mut b = vec![0x18, 0x02, 0x02, 0x04, 1, 2, 3, 4];
+        b.extend(token);
+        assert!(decode(&b)[0].is_ok());
+
+        // ACK: first range > largest; gap underflow; range length underflow; truncated ECN.
+        expect_err(&[0x02, 0x05, 0x00, 0x00, 0x06], Some(0x02));
+        // largest 5, first range 2 (3..=5); gap 2 -> next largest = 3 - 2 - 2 < 0.
+        expect_err(&[0x02, 0x05, 0x00, 0x01, 0x02, 0x02, 0x00], Some(0x02));
+        // gap 0 -> next largest 1; length 2 -> smallest < 0.
+        expect_err(&[0x02, 0x05, 0x00, 0x01, 0x02, 0x00, 0x02], Some(0x02));
+        // ... and length 1 is fine: ranges 3..6 and 0..2.
+        let ok = decode(&[0x02, 0x05, 0x00, 0x01, 0x02, 0x00, 0x01]);
+        let Ok(Frame::Ack(a)) = &ok[0] else {
+            panic!("{ok:?}")
+        };
+        assert_eq!(a.ranges, vec![3..6, 0..2]);
+        // Range count larger than the payload.
+        expect_err(&[0x02, 0x05, 0x00, 0x3f, 0x00], Some(0x02));
+        expect_err(&[0x03, 0x05, 0x00, 0x00, 0x00, 0x01, 0x02], Some(0x03));
+
+        // CONNECTION_CLOSE reason longer than the payload.
+        expect_err(&[0x1c, 0x07, 0x00, 0x05, b'a'], Some(0x1c));
+        expect_err(&[0x1d, 0x07, 0x05, b'a'], Some(0x1d));
+        // DATAGRAM with Length beyond the payload.
+        expect_err(&[0x31, 0x05, 1, 2], Some(0x31));
+        // PATH_CHALLENGE truncated.
+        expect_err(&[0x1a, 1, 2, 3], Some(0x1a));
+        // Truncated varints in fixed fields.
+        expect_err(&[0x04, 0x01, 0x02], Some(0x04));
+        expect_err(&[0x11, 0x80, 0x00], Some(0x11));
+    }
+
+    #[test]
+    fn iteration_stops_after_error() {
+        let out = decode(&[0x01, 0x1f, 0x01, 0x01]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0], Ok(Frame::Ping));
+        assert!(out[1].is_err());
+    }
+
+    #[test]
+    fn ack_eliciting_and_packet_kinds() {
+        use PacketKind::*;
+        let ack = Frame::Ack(Ack {
+            largest: 0,
+            delay: 0,
+            ranges: Vec::from([0..1]),
+            ecn: None,
+        });
+        let close = Frame::ConnectionClose(ConnectionClose {
+            error_code: TransportErrorCode::NO_ERROR,
+            frame_type: None,
+            reason: Bytes::new(),
+        });
+        let app_close = Frame::ApplicationClose(ApplicationClose {
+            error_code: VarInt::from_u32(0),
+            reason: Bytes::new(),
+        });
+        let stream = Frame::Stream(Stream {
+            id: StreamId(0),
+            offset: 0,
+            fin: false,
+            data: Bytes::new(),
+        });
+        let crypto = Frame::Crypto(Crypto {
+            offset: 0,
+            data: Bytes::new(),
+        });
+        assert!(!Frame::Padding(1).is_ack_eliciting());
+        assert!(!ack.is_ack_eliciting());
+        assert!(!close.is_ack_eliciting());
+        assert!(!app_close.is_ack_eliciting());
+        assert!(Frame::Ping.is_ack_eliciting());
+        assert!(stream.is_ack_eliciting());
+
+        let all = [Initial, Handshake, ZeroRtt, OneRtt];
+        let kinds = |f: &Frame| all.iter().map(|&k| f.allowed_in(k)).collect::<Vec<_>>();
+        // Table 3: IH01, IH_1, __01, ___1.
+        assert_eq!(kinds(&Frame::Ping), [true, true, true, true]);
+        assert_eq!(kinds(&Frame::Padding(1)), [true, true, true, true]);
+        assert_eq!(kinds(&close), [true, true, true, true]);
+        assert_eq!(kinds(&ack), [true, true, false, true]);
+        assert_eq!(kinds(&crypto), [true, true, false, true]);
+        assert_eq!(kinds(&stream), [false, false, true, true]);
+        assert_eq!(kinds(&app_close), [false, false, true, true]);
+        assert_eq!(
+            kinds(&Frame::PathChallenge([0; 8])),
+            [false, false, true, true]
+        );
+        assert_eq!(
+            kinds(&Frame::PathResponse([0; 8])),
+            [false, false, false, true]
+        );
+        assert_eq!(
+            kinds(&Frame::NewToken(Bytes::from_static(b"t"))),
+            [false, false, false, true]
+        );
+        assert_eq!(kinds(&Frame::HandshakeDone), [false, false, false, true]);
+        assert_eq!(
+            kinds(&Frame::Datagram(Datagram { data: Bytes::new() })),
+            [false, false, true, true]
+        );
+        assert!(!OneRtt.allows(0x20));
+    }
+
+    #[test]
+    fn ack_encode_from_ranges_edge_cases() {
+        let mut buf = Vec::new();
+        assert_eq!(
+            Ack::encode_from_ranges(0, &RangeSet::new(), None, 100, &mut buf),
+            0
+        );
+        let set: RangeSet = [0..1, 5..6].into_iter().collect();
+        assert_eq!(Ack::encode_from_ranges(0, &set, None, 4, &mut buf), 0);
+        assert!(buf.is_empty());
+        // Exactly the newest range: type, largest, delay, count, first = 5 bytes.
+        assert_eq!(Ack::encode_from_ranges(0, &set, None, 5, &mut buf), 5);
+        assert_eq!(buf, [0x02, 0x05, 0x00, 0x00, 0x00]);
+        buf.clear();
+        assert_eq!(Ack::encode_from_ranges(0, &set, None, 7, &mut buf), 7);
+        assert_eq!(buf, [0x02, 0x05, 0x00, 0x01, 0x00, 0x03, 0x00]);
+    }
+
+    #[test]
+    fn connection_close_from_transport_error() {
+        let e = TransportError::PROTOCOL_VIOLATION("bad").with_frame(0x08);
+        let c = ConnectionClose::from(e);
+        assert_eq!(c.error_code, TransportErrorCode::PROTOCOL_VIOLATION);
+        assert_eq!(c.frame_type, Some(0x08));
+        assert_eq!(&c.reason[..], b"bad");
+    }
+}
