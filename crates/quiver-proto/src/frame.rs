@@ -329,7 +329,10 @@ impl Ack {
             // Gap: unacknowledged packets between the two ranges, minus one;
             // ACK Range Length: packets in the range, minus one (§19.3.1).
             let (prev, r) = (&w[0], &w[1]);
-            (prev.start - r.end - 1, r.end - r.start - 1)
+            (
+                prev.start.saturating_sub(r.end).saturating_sub(1),
+                r.end.saturating_sub(r.start).saturating_sub(1),
+            )
         })
     }
 
@@ -394,8 +397,12 @@ impl Ack {
             + size_of_varint(delay)
             + size_of_varint(first_range)
             + ecn.map_or(0, EcnCounts::encoded_len);
-        let fields =
-            |prev_start: u64, r: &Range<u64>| (prev_start - r.end - 1, r.end - r.start - 1);
+        let fields = |prev_start: u64, r: &Range<u64>| {
+            (
+                prev_start.saturating_sub(r.end).saturating_sub(1),
+                r.end.saturating_sub(r.start).saturating_sub(1),
+            )
+        };
         // Greedily take older ranges while they fit. The size grows monotonically with
         // the count (the Range Count varint can only grow), so greedy is optimal.
         let mut count = 0usize;
