@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{CipherSuite, ClientConfig, KeyLog, RootCertStore, ServerConfig, SupportedCipherSuite};
+use rustls::{
+    CipherSuite, ClientConfig, KeyLog, RootCertStore, ServerConfig, SupportedCipherSuite,
+};
 
 use super::verifier::AcceptAnyServerCert;
 use super::CryptoError;

@@ -81,8 +81,7 @@ impl TlsSession {
     ) -> Result<Self, CryptoError> {
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| CryptoError::InvalidServerName(server_name.to_owned()))?;
-        let conn =
-            quic::ClientConnection::new(config, quic::Version::V1, name, transport_params)?;
+        let conn = quic::ClientConnection::new(config, quic::Version::V1, name, transport_params)?;
         Ok(Self {
             conn: conn.into(),
             next_secrets: None,
