@@ -33,7 +33,7 @@ use ring::aead;
 use rustls::quic::{HeaderProtectionKey, PacketKey};
 
 use crate::cid::{ConnectionId, MAX_CID_SIZE};
-use crate::coding::{BufExt, UnexpectedEnd};
+use crate::coding::{BufExt, BufMutExt, UnexpectedEnd};
 use crate::shared::Epoch;
 
 /// QUIC version 1 (RFC 9000).
@@ -501,7 +501,7 @@ impl Header {
                 let bits = long_type_bits(*version, PacketType::Initial);
                 buf.put_u8(LONG_HEADER_FORM | FIXED_BIT | (bits << 4) | number.tag());
                 put_long_prefix(buf, *version, dst_cid, src_cid);
-                crate::coding::BufMutExt::put_var(buf, token.len() as u64);
+                buf.put_var(token.len() as u64);
                 buf.put_slice(token);
                 length_offset = Some(buf.len());
                 buf.put_u16(0x4000);
@@ -991,7 +991,7 @@ impl PartialDecode {
         }
 
         let ty = long_type_from_bits(version, (first >> 4) & 0x03);
-        let (plain, rest_start) = match ty {
+        let (plain, length) = match ty {
             PacketType::Retry => {
                 // RFC 9000 §17.2.5: token fills the datagram up to the 16-byte tag; a Retry
                 // with an empty token is discarded (§17.2.5.2).
@@ -1045,7 +1045,6 @@ impl PartialDecode {
                 return Err(PacketDecodeError::InvalidHeader("unreachable packet type"));
             }
         };
-        let length = rest_start;
         if length > r.remaining() {
             return Err(PacketDecodeError::InvalidHeader(
                 "Length exceeds the datagram",
