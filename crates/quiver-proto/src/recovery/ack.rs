@@ -1,6 +1,6 @@
 //! Receive-side acknowledgement bookkeeping for one packet-number space (RFC 9000 §13.2).
 
-use super::{EcnCodepoint, EcnCounts};
+use super::{EcnCodepoint, EcnCounts, MAX_PACKET_NUMBER};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
@@ -190,7 +190,8 @@ impl AckTracker {
     }
 
     /// Record a packet that was successfully unprotected. Returns `true` if it is a
-    /// duplicate (or below the duplicate-detection floor), in which case nothing was
+    /// duplicate (or below the duplicate-detection floor, or above
+    /// [`MAX_PACKET_NUMBER`]), in which case nothing was
     /// recorded and the caller must drop the packet (RFC 9000 §12.3).
     pub fn on_packet_received(
         &mut self,
@@ -199,7 +200,7 @@ impl AckTracker {
         ack_eliciting: bool,
         ecn: Option<EcnCodepoint>,
     ) -> bool {
-        if pn < self.dedup_floor {
+        if pn < self.dedup_floor || pn > MAX_PACKET_NUMBER {
             return true;
         }
         let Some(run) = self.received.insert(pn) else {
@@ -310,8 +311,10 @@ impl AckTracker {
         self.ecn_seen.then_some(self.ecn)
     }
 
-    /// An ACK frame reporting `largest_sent_in_ack` was just sent: reset the
-    /// immediate-ACK state and the delay timer.
+    /// An ACK frame built from the current state (largest acknowledged
+    /// `largest_sent_in_ack`) was just sent: reset the immediate-ACK state and the delay
+    /// timer. Keep `largest_sent_in_ack` with the sent packet and pass it to
+    /// [`AckTracker::on_ack_of_ack`] when that packet is acknowledged.
     pub fn on_ack_sent(&mut self, largest_sent_in_ack: u64) {
         let _ = largest_sent_in_ack;
         self.unacked_eliciting = 0;
@@ -335,6 +338,8 @@ impl AckTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
     fn t0() -> Instant {
         Instant::now()
@@ -357,8 +362,8 @@ mod tests {
         assert_eq!(r.iter_rev().collect::<Vec<_>>(), vec![10..11, 6..8]);
         r.remove_below(11);
         assert_eq!(r.len(), 0);
-        r.insert(u64::MAX - 1);
-        assert!(r.contains(u64::MAX - 1));
+        r.insert(MAX_PACKET_NUMBER);
+        assert!(r.contains(MAX_PACKET_NUMBER));
     }
 
     #[test]
@@ -520,5 +525,57 @@ mod tests {
         // The oldest ranges were forgotten: anything below the floor is a duplicate.
         assert!(t.on_packet_received(now, 0, true, None));
         assert!(!t.on_packet_received(now, u64::from(u32::MAX), true, None));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed_0002),
+            ..ProptestConfig::default()
+        })]
+
+        /// Arbitrary arrival orders never panic; duplicates match a model set; the
+        /// reported ranges are disjoint, newest first, within the limit, always include
+        /// the newest packet, and are complete when the limit was never exceeded.
+        #[test]
+        fn random_arrivals(
+            pns in proptest::collection::vec(
+                prop_oneof![0u64..300, Just(u64::MAX), Just(MAX_PACKET_NUMBER), Just(MAX_PACKET_NUMBER - 1)], 0..400),
+            limit in 1usize..10,
+            eliciting in any::<bool>(),
+        ) {
+            let now = Instant::now();
+            let mut t = AckTracker::new();
+            t.set_max_ranges(limit);
+            let mut model = BTreeSet::new();
+            for &pn in &pns {
+                let dup = t.on_packet_received(now, pn, eliciting, None);
+                if pn > MAX_PACKET_NUMBER {
+                    prop_assert!(dup);
+                } else {
+                    prop_assert_eq!(dup, !model.insert(pn));
+                }
+            }
+            let r: Vec<Range<u64>> = t.ranges().collect();
+            prop_assert!(r.len() <= limit);
+            for w in r.windows(2) {
+                // Newest first, disjoint and not adjacent.
+                prop_assert!(w[1].end < w[0].start);
+            }
+            let reported: BTreeSet<u64> = r.iter().flat_map(|r| r.clone()).collect();
+            prop_assert!(reported.is_subset(&model));
+            // The newest packet is always reported.
+            prop_assert_eq!(reported.iter().next_back(), model.iter().next_back());
+            // Without truncation, everything received is reported.
+            let model_ranges = model.iter().zip(model.iter().skip(1)).filter(|(a, b)| **a + 1 != **b).count()
+                + usize::from(!model.is_empty());
+            if model_ranges <= limit {
+                prop_assert_eq!(&reported, &model);
+            }
+            prop_assert_eq!(t.largest(), model.iter().next_back().copied());
+            if let Some(&l) = model.iter().next_back() {
+                t.on_ack_of_ack(l);
+                prop_assert_eq!(t.range_count(), 0);
+            }
+        }
     }
 }

@@ -41,6 +41,9 @@ pub use rtt::{RttEstimator, DEFAULT_INITIAL_RTT, DEFAULT_MAX_ACK_DELAY};
 
 use std::time::Duration;
 
+/// Largest valid packet number, `2^62 - 1` (RFC 9000 §12.3).
+pub const MAX_PACKET_NUMBER: u64 = (1 << 62) - 1;
+
 /// Timer granularity (RFC 9002 §6.1.2, kGranularity).
 pub const GRANULARITY: Duration = Duration::from_millis(1);
 
