@@ -1,7 +1,7 @@
 //! Loss detection and acknowledgement bookkeeping (RFC 9002, RFC 9000 §13).
 //!
 //! Every type here is a standalone, sans-IO component that the connection state machine
-//! drives; none of them reads a clock (time always comes in as an [`Instant`] argument)
+//! drives; none of them reads a clock (time always comes in as an [`Instant`](std::time::Instant) argument)
 //! and none of them knows about frames or packets on the wire.
 //!
 //! | component | side | what it does |
