@@ -312,6 +312,8 @@ pub struct StreamsState {
     peer_max_streams: [u64; 2],
     streams_blocked_pending: [bool; 2],
     streams_blocked_sent: [Option<u64>; 2],
+    /// `open` failed since the limit last grew: report `Available` when it does.
+    open_blocked: [bool; 2],
 
     // Peer-initiated streams.
     /// Number of peer streams opened so far (all lower indices exist or existed).
@@ -331,7 +333,10 @@ pub struct StreamsState {
     data_blocked_sent: Option<u64>,
 
     // Connection-level receive flow control.
+    /// Limit decided on (queued or sent in MAX_DATA).
     local_max_data: u64,
+    /// Highest limit actually sent: what incoming data is checked against.
+    advertised_max_data: u64,
     /// Sum of the highest offsets received over all streams.
     data_recvd: u64,
     /// Bytes returned to the receive window (read or abandoned).
@@ -364,6 +369,7 @@ impl StreamsState {
             peer_max_streams: [0; 2],
             streams_blocked_pending: [false; 2],
             streams_blocked_sent: [None; 2],
+            open_blocked: [false; 2],
             next_remote: [0; 2],
             next_accept: [0; 2],
             local_max_streams: [local.initial_max_streams_bidi, local.initial_max_streams_uni],
@@ -374,6 +380,7 @@ impl StreamsState {
             data_blocked_pending: false,
             data_blocked_sent: None,
             local_max_data: local.initial_max_data,
+            advertised_max_data: local.initial_max_data,
             data_recvd: 0,
             data_consumed: 0,
             max_data_pending: false,
@@ -491,6 +498,7 @@ impl StreamsState {
         if self.next_local[d] >= self.peer_max_streams[d] {
             // RFC 9000 §4.6: signal once per limit.
             let limit = self.peer_max_streams[d];
+            self.open_blocked[d] = true;
             if self.streams_blocked_sent[d] != Some(limit) {
                 self.streams_blocked_sent[d] = Some(limit);
                 self.streams_blocked_pending[d] = true;
@@ -878,12 +886,13 @@ impl StreamsState {
         }
         // MAX_DATA (§19.9).
         if self.max_data_pending && put(buf, Control::MaxData(self.local_max_data)) {
+            self.advertised_max_data = self.advertised_max_data.max(self.local_max_data);
             self.max_data_pending = false;
             sent.max_data = Some(self.local_max_data);
         }
         // MAX_STREAM_DATA (§19.10).
         for id in self.max_stream_data_pending.clone() {
-            let Some(recv) = self.streams.get(&id).and_then(|s| s.recv.as_ref()) else {
+            let Some(recv) = self.streams.get_mut(&id).and_then(|s| s.recv.as_mut()) else {
                 self.max_stream_data_pending.remove(&id);
                 continue;
             };
@@ -893,6 +902,7 @@ impl StreamsState {
             }
             let max = recv.max_data;
             if put(buf, Control::MaxStreamData { id, max }) {
+                recv.advertised = recv.advertised.max(max);
                 self.max_stream_data_pending.remove(&id);
                 sent.max_stream_data.push((id, max));
             }
@@ -1196,9 +1206,8 @@ impl StreamsState {
         let d = dir_idx(dir);
         let count = count.min(MAX_STREAM_COUNT);
         if count > self.peer_max_streams[d] {
-            let was_blocked = self.next_local[d] >= self.peer_max_streams[d];
             self.peer_max_streams[d] = count;
-            if was_blocked {
+            if std::mem::take(&mut self.open_blocked[d]) {
                 self.events.push_back(StreamEvent::Available { dir });
             }
         }
@@ -1207,7 +1216,7 @@ impl StreamsState {
     /// Connection-level receive flow control (RFC 9000 §4.1).
     fn charge_recv(&mut self, credit: u64, ty: u64) -> Result<(), TransportError> {
         self.data_recvd = self.data_recvd.saturating_add(credit);
-        if self.data_recvd > self.local_max_data {
+        if self.data_recvd > self.advertised_max_data {
             return Err(
                 TransportError::FLOW_CONTROL_ERROR("connection data beyond MAX_DATA").with_frame(ty),
             );
