@@ -134,13 +134,22 @@ impl Control {
 
 /// Size of a STREAM frame header (type, id, offset if non-zero, length) for `len` bytes.
 pub(crate) fn stream_header_size(id: StreamId, offset: u64, len: u64) -> usize {
-    let off = if offset > 0 { size_of_varint(offset) } else { 0 };
+    let off = if offset > 0 {
+        size_of_varint(offset)
+    } else {
+        0
+    };
     1 + size_of_varint(id.0) + off + size_of_varint(len)
 }
 
 /// Largest payload that fits with its header in `budget` bytes, capped at `want`.
 /// `None` if not even an empty frame fits.
-pub(crate) fn stream_payload_fit(id: StreamId, offset: u64, want: u64, budget: usize) -> Option<u64> {
+pub(crate) fn stream_payload_fit(
+    id: StreamId,
+    offset: u64,
+    want: u64,
+    budget: usize,
+) -> Option<u64> {
     let fixed = stream_header_size(id, offset, 0) - 1; // without the length field
     let avail = budget.checked_sub(fixed)? as u64;
     // Try each length-field size; the first that fits gives (nearly) the largest payload.
@@ -158,7 +167,13 @@ pub(crate) fn stream_payload_fit(id: StreamId, offset: u64, want: u64, budget: u
 
 /// Append a STREAM frame header (with OFF as needed, always LEN). The caller appends
 /// exactly `len` payload bytes after it.
-pub(crate) fn encode_stream_header(buf: &mut Vec<u8>, id: StreamId, offset: u64, len: u64, fin: bool) {
+pub(crate) fn encode_stream_header(
+    buf: &mut Vec<u8>,
+    id: StreamId,
+    offset: u64,
+    len: u64,
+    fin: bool,
+) {
     let mut ty = STREAM | STREAM_LEN;
     if offset > 0 {
         ty |= STREAM_OFF;
@@ -218,7 +233,11 @@ pub(crate) mod decode {
             }),
             0x08..=0x0f => {
                 let id = id(r)?;
-                let offset = if ty & STREAM_OFF != 0 { r.get_var()? } else { 0 };
+                let offset = if ty & STREAM_OFF != 0 {
+                    r.get_var()?
+                } else {
+                    0
+                };
                 let len = if ty & STREAM_LEN != 0 {
                     usize::try_from(r.get_var()?).map_err(|_| UnexpectedEnd)?
                 } else {

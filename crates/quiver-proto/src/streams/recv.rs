@@ -7,6 +7,10 @@ use crate::error::TransportError;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 
+/// Pieces shorter than this are copied rather than sliced, bounding how much of a
+/// received datagram a few buffered bytes can keep alive.
+const COPY_BELOW: usize = 128;
+
 /// Out-of-order stream data waiting to be read in order.
 ///
 /// Stored pieces never overlap and all lie at or above the read offset, so duplicate and
@@ -76,7 +80,13 @@ impl RecvBuffer {
             // In range: offset ≤ s < e ≤ end, so both fit in data.len().
             let from = (s - offset) as usize;
             let to = (e - offset) as usize;
-            self.chunks.insert(s, data.slice(from..to));
+            let piece = if to - from < COPY_BELOW {
+                // A small slice would pin its whole datagram: copy it instead.
+                Bytes::copy_from_slice(&data[from..to])
+            } else {
+                data.slice(from..to)
+            };
+            self.chunks.insert(s, piece);
             added += e - s;
         }
         self.buffered += added;
@@ -365,7 +375,11 @@ impl RecvStream {
         if self.state != RecvState::Recv || self.stop_code.is_some() {
             return None;
         }
-        let new = self.buf.read_offset().saturating_add(self.window);
+        let new = self
+            .buf
+            .read_offset()
+            .saturating_add(self.window)
+            .min(VarInt::MAX.into_inner());
         let grow = new.saturating_sub(self.max_data);
         if grow > self.window / 2 || (force && grow > 0) {
             self.max_data = new;
@@ -441,7 +455,10 @@ mod tests {
     #[test]
     fn stream_flow_control() {
         let mut s = RecvStream::new(10);
-        assert_eq!(s.on_data(0, Bytes::from_static(b"0123456789"), false), Ok(10));
+        assert_eq!(
+            s.on_data(0, Bytes::from_static(b"0123456789"), false),
+            Ok(10)
+        );
         let e = s.on_data(10, Bytes::from_static(b"x"), false).unwrap_err();
         assert_eq!(e.code, TransportErrorCode::FLOW_CONTROL_ERROR);
         let e = s.on_reset(VarInt::from_u32(0), 11).unwrap_err();
@@ -460,9 +477,13 @@ mod tests {
         let e = s.on_data(10, Bytes::from_static(b"x"), false).unwrap_err();
         assert_eq!(e.code, TransportErrorCode::FLOW_CONTROL_ERROR);
         s.advertised = 18;
-        s.on_data(10, Bytes::from_static(b"abcdefgh"), true).unwrap();
+        s.on_data(10, Bytes::from_static(b"abcdefgh"), true)
+            .unwrap();
         assert_eq!(s.read(100).unwrap().unwrap().len(), 2);
-        assert_eq!(s.read(100).unwrap().unwrap(), Bytes::from_static(b"abcdefgh"));
+        assert_eq!(
+            s.read(100).unwrap().unwrap(),
+            Bytes::from_static(b"abcdefgh")
+        );
         assert_eq!(s.read(100), Ok(None));
         assert_eq!(s.state, RecvState::DataRead);
     }

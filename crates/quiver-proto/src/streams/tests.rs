@@ -120,7 +120,10 @@ fn simple_transfer_and_finished() {
     flush(&mut c, &mut s);
     assert_eq!(
         events(&mut s),
-        vec![StreamEvent::Opened { dir: Dir::Bi }, StreamEvent::Readable { id }]
+        vec![
+            StreamEvent::Opened { dir: Dir::Bi },
+            StreamEvent::Readable { id }
+        ]
     );
     assert_eq!(s.accept(Dir::Bi), Some(id));
     assert_eq!(s.accept(Dir::Bi), None);
@@ -259,7 +262,10 @@ fn implicit_open() {
         .unwrap();
     assert_eq!(
         events(&mut s),
-        vec![StreamEvent::Opened { dir: Dir::Bi }, StreamEvent::Readable { id }]
+        vec![
+            StreamEvent::Opened { dir: Dir::Bi },
+            StreamEvent::Readable { id }
+        ]
     );
     let accepted: Vec<_> = std::iter::from_fn(|| s.accept(Dir::Bi)).collect();
     assert_eq!(
@@ -279,7 +285,10 @@ fn implicit_open() {
     // MAX_STREAM_DATA may open a peer bidi stream too.
     s.on_max_stream_data(StreamId::new(Side::Client, Dir::Bi, 3), 5)
         .unwrap();
-    assert_eq!(s.accept(Dir::Bi), Some(StreamId::new(Side::Client, Dir::Bi, 3)));
+    assert_eq!(
+        s.accept(Dir::Bi),
+        Some(StreamId::new(Side::Client, Dir::Bi, 3))
+    );
 }
 
 #[test]
@@ -301,6 +310,12 @@ fn max_streams_credit_after_close() {
     assert!(buf.is_empty());
     assert_eq!(read_to_end(&mut s, a), (b"data".to_vec(), true));
     assert_eq!(s.stream_count(), 1);
+    // The credit is only usable once MAX_STREAMS was actually sent.
+    let third = StreamId::new(Side::Client, Dir::Uni, 2);
+    assert_eq!(
+        code_of(s.on_stream_frame(third, 0, Bytes::new(), false)),
+        TransportErrorCode::STREAM_LIMIT_ERROR
+    );
     let (buf, _) = packet(&mut s, 1200);
     assert_eq!(
         frames_of(&buf),
@@ -312,7 +327,10 @@ fn max_streams_credit_after_close() {
     for f in frames_of(&buf) {
         apply(&mut c, f).unwrap();
     }
-    assert_eq!(events(&mut c), vec![StreamEvent::Available { dir: Dir::Uni }]);
+    assert_eq!(
+        events(&mut c),
+        vec![StreamEvent::Available { dir: Dir::Uni }]
+    );
     assert!(c.open(Dir::Uni).is_some());
     assert_eq!(c.open(Dir::Uni), None);
     // Frames for the freed stream are ignored.
@@ -408,7 +426,7 @@ fn lost_max_data_superseded() {
         }
         sent
     };
-    let mut round = |c: &mut StreamsState, s: &mut StreamsState| {
+    let round = |c: &mut StreamsState, s: &mut StreamsState| {
         assert_eq!(c.write(id, &[0; 1000]), Ok(1000));
         flush(c, s);
         assert_eq!(s.read(id, 1000).unwrap().unwrap().len(), 1000);
@@ -417,9 +435,15 @@ fn lost_max_data_superseded() {
     // Stream window 1000, connection window 3000: MAX_STREAM_DATA after every 1000
     // read, MAX_DATA after more than 1500 were consumed since the last one.
     let p1 = round(&mut c, &mut s);
-    assert_eq!((p1.max_data, p1.max_stream_data.clone()), (None, vec![(id, 2000)]));
+    assert_eq!(
+        (p1.max_data, p1.max_stream_data.clone()),
+        (None, vec![(id, 2000)])
+    );
     let p2 = round(&mut c, &mut s);
-    assert_eq!((p2.max_data, p2.max_stream_data.clone()), (Some(5000), vec![(id, 3000)]));
+    assert_eq!(
+        (p2.max_data, p2.max_stream_data.clone()),
+        (Some(5000), vec![(id, 3000)])
+    );
     // The older MAX_STREAM_DATA was superseded: losing it queues nothing.
     s.on_packet_lost(p1);
     assert!(!s.has_pending_control());
@@ -444,10 +468,12 @@ fn window_updates_after_reads() {
     assert_eq!(c.write(id, &[5; 2000]), Ok(1000));
     assert_eq!(c.write(id, b"x"), Err(WriteError::Blocked));
     let (buf, _) = packet(&mut c, 1200);
-    assert!(frames_of(&buf).contains(&Frame::Control(Control::StreamDataBlocked {
-        id,
-        limit: 1000
-    })));
+    assert!(
+        frames_of(&buf).contains(&Frame::Control(Control::StreamDataBlocked {
+            id,
+            limit: 1000
+        }))
+    );
     for f in frames_of(&buf) {
         apply(&mut s, f).unwrap();
     }
@@ -479,7 +505,10 @@ fn connection_blocked_and_send_window() {
     // Local send window: 500 left.
     assert_eq!(c.write(b, &[0; 1000]), Ok(500));
     assert_eq!(c.write(b, b"x"), Err(WriteError::Blocked));
-    assert!(!c.has_pending_control(), "send window is local: no BLOCKED frame");
+    assert!(
+        !c.has_pending_control(),
+        "send window is local: no BLOCKED frame"
+    );
     let (buf, sent) = packet(&mut c, 1200);
     for f in frames_of(&buf) {
         apply(&mut s, f).unwrap();
@@ -519,7 +548,10 @@ fn round_robin_fairness() {
                 *per.entry(id).or_insert(0usize) += data.len();
             }
         }
-        let (x, y) = (per.get(&a).copied().unwrap_or(0), per.get(&b).copied().unwrap_or(0));
+        let (x, y) = (
+            per.get(&a).copied().unwrap_or(0),
+            per.get(&b).copied().unwrap_or(0),
+        );
         assert!(x.abs_diff(y) <= 700, "unfair: {x} vs {y}");
     }
     // With small writes, one packet carries frames of both streams in turn.
@@ -653,8 +685,8 @@ proptest! {
 
 /// One direction of the simulated path.
 struct Wire {
-    /// (delivery tick, payload, packet index at the sender)
-    in_flight: Vec<(u64, Vec<u8>, usize)>,
+    /// (delivery tick, payload)
+    in_flight: Vec<(u64, Vec<u8>)>,
     /// Sent records awaiting ack or loss: (report tick, lost, record)
     reports: Vec<(u64, bool, SentStreamFrames)>,
 }
@@ -688,7 +720,11 @@ impl App {
             }
         }
         while let Some(data) = self.to_open.last() {
-            let dir = if data.len() % 2 == 0 { Dir::Bi } else { Dir::Uni };
+            let dir = if data.len() % 2 == 0 {
+                Dir::Bi
+            } else {
+                Dir::Uni
+            };
             let Some(id) = s.open(dir) else { break };
             let data = self.to_open.pop().unwrap_or_default();
             self.outgoing.insert(id, (data, 0, false));
@@ -752,7 +788,11 @@ fn transmit(s: &mut StreamsState, wire: &mut Wire, rng: &mut SmallRng, tick: u64
         let lost = rng.gen_bool(loss);
         let delay = rng.gen_range(1..5);
         if !lost {
-            wire.in_flight.push((tick + delay, buf, 0));
+            // Occasionally the network duplicates a packet.
+            if rng.gen_bool(0.05) {
+                wire.in_flight.push((tick + delay + 2, buf.clone()));
+            }
+            wire.in_flight.push((tick + delay, buf));
         }
         wire.reports.push((tick + delay + 1, lost, sent));
     }
@@ -760,15 +800,15 @@ fn transmit(s: &mut StreamsState, wire: &mut Wire, rng: &mut SmallRng, tick: u64
 
 fn receive(s: &mut StreamsState, wire: &mut Wire, tick: u64) {
     let mut due = Vec::new();
-    wire.in_flight.retain(|(t, buf, i)| {
+    wire.in_flight.retain(|(t, buf)| {
         if *t <= tick {
-            due.push((buf.clone(), *i));
+            due.push(buf.clone());
             false
         } else {
             true
         }
     });
-    for (buf, _) in due {
+    for buf in due {
         for f in frames_of(&buf) {
             apply(s, f).unwrap();
         }
