@@ -24,7 +24,18 @@
 //! Written data is charged to stream and connection flow control at `write` time (so
 //! buffered data is always sendable and a reset's final size is the written length).
 //! Received data is credited back to the peer as the application reads it, or at once
-//! when it will never be read (reset, STOP_SENDING).
+//! when it will never be read (reset, STOP_SENDING). Incoming data is checked against
+//! the limits actually *sent* (not merely queued), as are peer stream ids (§4.6).
+//!
+//! ## Stream lifetime
+//! A stream is freed when each half it has is terminal: the sending half acknowledged
+//! (Data Recvd / Reset Recvd) and the receiving half read to the end or its reset seen
+//! by the application (Data Read / Reset Read), or abandoned with `stop_sending` once
+//! its final size is known. A peer-initiated bidirectional stream therefore needs the
+//! application to `finish` or `reset` its sending half too. Freeing a peer-initiated
+//! stream returns one stream credit (MAX_STREAMS). Frames for freed streams are ignored.
+//!
+//! [`StreamEvent::Readable`] is edge-triggered: read until `Blocked` to re-arm it.
 
 mod frames;
 mod ranges;
