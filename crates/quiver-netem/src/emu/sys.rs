@@ -230,6 +230,8 @@ pub(crate) fn wait_readable<const N: usize>(
         events: libc::POLLIN,
         revents: 0,
     });
+    // c_long is 32 bits on some targets; subsec_nanos() < 10^9 fits either way.
+    #[allow(clippy::unnecessary_fallible_conversions)]
     let ts = libc::timespec {
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: libc::c_long::try_from(timeout.subsec_nanos()).unwrap_or(0),

@@ -565,74 +565,18 @@ impl Topology {
         let mut host_ifs = Vec::new();
         for (i, (link, addrs)) in links.iter().zip(plan).enumerate() {
             let mut inner = Vec::new();
+            let mut ends = Vec::new();
             for (side, end, addr) in [("a", &link.a, addrs[0]), ("b", &link.b, addrs[1])] {
                 let inner_if = format!("l{i}{side}");
-                // (namespace or None for root, outer interface name)
-                let (ns, outer) =
-                    match end {
-                        Endpoint::Host => (None, self.run.root_if(host_ifs.len())),
-                        Endpoint::Node(n) => {
-                            let (ns, ifs) = self
-                                .nodes
-                                .get(n)
-                                .ok_or_else(|| EmuError::Topology(format!("unknown node {n}")))?;
-                            (Some(ns.clone()), format!("eth{}", ifs.len()))
-                        }
-                        Endpoint::Bridge(b) => (
-                            Some(bridge_ns.get(b).cloned().ok_or_else(|| {
-                                EmuError::Topology(format!("unknown bridge {b}"))
-                            })?),
-                            format!("p{i}"),
-                        ),
-                    };
-                let mut ip: Vec<&str> = Vec::new();
-                if let Some(ns) = &ns {
-                    ip.extend(["-n", ns.as_str()]);
-                }
-                let ipv = |args: &[&str]| {
-                    let mut full = ip.clone();
-                    full.extend_from_slice(args);
-                    run("ip", &full)
-                };
-                ipv(&[
-                    "link", "add", &outer, "type", "veth", "peer", "name", &inner_if, "netns",
-                    &wire_ns,
-                ])?;
-                if ns.is_none() {
-                    self.root_links.push(outer.clone());
-                }
-                // One MTU-sized frame per skb: loss and rate then act per packet, even for
-                // TCP segmentation offload or UDP GSO senders.
-                if let Err(e) = ipv(&["link", "set", &outer, "gso_max_segs", "1"]) {
-                    tracing::warn!("cannot disable GSO on {outer}: {e}");
-                }
-                ipv(&["link", "set", &outer, "up"])?;
-                run("ip", &["-n", &wire_ns, "link", "set", &inner_if, "up"])?;
-                match end {
-                    Endpoint::Bridge(_) => {
-                        ipv(&["link", "set", &outer, "master", "br0"])?;
-                    }
-                    Endpoint::Host | Endpoint::Node(_) => {
-                        let addr = addr.ok_or_else(|| {
-                            EmuError::Topology(format!("no address for {end} on link {i}"))
-                        })?;
-                        ipv(&["addr", "add", &addr.to_string(), "dev", &outer])?;
-                        let iface = Interface {
-                            name: outer.clone(),
-                            addr,
-                            link: i,
-                        };
-                        match end {
-                            Endpoint::Node(n) => {
-                                if let Some((_, ifs)) = self.nodes.get_mut(n) {
-                                    ifs.push(iface);
-                                }
-                            }
-                            _ => host_ifs.push(iface),
-                        }
-                    }
-                }
+                let attached = self.attach(i, end, addr, &inner_if, &bridge_ns, &mut host_ifs)?;
+                ends.push(attached);
                 inner.push(inner_if);
+            }
+            if let [Some(a), Some(b)] = ends.as_slice() {
+                // A point-to-point link: static neighbours, so that the first packet does not
+                // wait for an ARP exchange across the emulated delay.
+                a.add_neighbour(b)?;
+                b.add_neighbour(a)?;
             }
             let [a_if, b_if] = [inner[0].clone(), inner[1].clone()];
             // A→B frames leave the wire namespace through l{i}b, B→A through l{i}a.
@@ -655,6 +599,87 @@ impl Topology {
                 .insert("host".to_owned(), (String::new(), host_ifs));
         }
         Ok(())
+    }
+
+    /// Creates the veth between end `end` of link `i` and the wire namespace
+    /// (`inner_if` there), brings it up, and addresses it (nodes, host) or enslaves it to
+    /// the bridge. Returns the addressed end, if any.
+    fn attach(
+        &mut self,
+        i: usize,
+        end: &Endpoint,
+        addr: Option<IfAddr>,
+        inner_if: &str,
+        bridge_ns: &BTreeMap<String, String>,
+        host_ifs: &mut Vec<Interface>,
+    ) -> Result<Option<OuterEnd>> {
+        let (ns, dev) = match end {
+            Endpoint::Host => (None, self.run.root_if(host_ifs.len())),
+            Endpoint::Node(n) => {
+                let (ns, ifs) = self
+                    .nodes
+                    .get(n)
+                    .ok_or_else(|| EmuError::Topology(format!("unknown node {n}")))?;
+                (Some(ns.clone()), format!("eth{}", ifs.len()))
+            }
+            Endpoint::Bridge(b) => {
+                let ns = bridge_ns
+                    .get(b)
+                    .ok_or_else(|| EmuError::Topology(format!("unknown bridge {b}")))?;
+                (Some(ns.clone()), format!("p{i}"))
+            }
+        };
+        let outer = OuterEnd {
+            ns,
+            dev,
+            addr: Ipv4Addr::UNSPECIFIED,
+        };
+        outer.ip(&[
+            "link",
+            "add",
+            &outer.dev,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            inner_if,
+            "netns",
+            &self.wire_ns,
+        ])?;
+        if outer.ns.is_none() {
+            self.root_links.push(outer.dev.clone());
+        }
+        // One MTU-sized frame per skb: loss and rate then act per packet, even for TCP
+        // segmentation offload or UDP GSO senders.
+        if let Err(e) = outer.ip(&["link", "set", &outer.dev, "gso_max_segs", "1"]) {
+            tracing::warn!("cannot disable GSO on {}: {e}", outer.dev);
+        }
+        outer.ip(&["link", "set", &outer.dev, "up"])?;
+        run("ip", &["-n", &self.wire_ns, "link", "set", inner_if, "up"])?;
+        if let Endpoint::Bridge(_) = end {
+            outer.ip(&["link", "set", &outer.dev, "master", "br0"])?;
+            return Ok(None);
+        }
+        let addr =
+            addr.ok_or_else(|| EmuError::Topology(format!("no address for {end} on link {i}")))?;
+        outer.ip(&["addr", "add", &addr.to_string(), "dev", &outer.dev])?;
+        let iface = Interface {
+            name: outer.dev.clone(),
+            addr,
+            link: i,
+        };
+        match end {
+            Endpoint::Node(n) => {
+                if let Some((_, ifs)) = self.nodes.get_mut(n) {
+                    ifs.push(iface);
+                }
+            }
+            _ => host_ifs.push(iface),
+        }
+        Ok(Some(OuterEnd {
+            addr: addr.addr,
+            ..outer
+        }))
     }
 
     /// The spec this topology was built from.
@@ -772,6 +797,53 @@ impl fmt::Debug for Topology {
             .field("namespaces", &self.created_netns)
             .field("root_links", &self.root_links)
             .finish()
+    }
+}
+
+/// A node's or the host's end of a link, outside the wire namespace.
+struct OuterEnd {
+    /// Namespace; `None` = root.
+    ns: Option<String>,
+    dev: String,
+    addr: Ipv4Addr,
+}
+
+impl OuterEnd {
+    /// Runs `ip` in this end's namespace.
+    fn ip(&self, args: &[&str]) -> Result<String> {
+        let mut full: Vec<&str> = Vec::with_capacity(args.len() + 2);
+        if let Some(ns) = &self.ns {
+            full.extend(["-n", ns.as_str()]);
+        }
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    fn mac(&self) -> Result<String> {
+        let out = self.ip(&["-o", "link", "show", "dev", &self.dev])?;
+        let mut words = out.split_whitespace();
+        words
+            .find(|w| *w == "link/ether")
+            .and_then(|_| words.next())
+            .map(str::to_owned)
+            .ok_or_else(|| EmuError::Topology(format!("no MAC address on {}", self.dev)))
+    }
+
+    /// A permanent neighbour entry for `peer` on this end.
+    fn add_neighbour(&self, peer: &Self) -> Result<()> {
+        let (addr, mac) = (peer.addr.to_string(), peer.mac()?);
+        self.ip(&[
+            "neigh",
+            "replace",
+            &addr,
+            "lladdr",
+            &mac,
+            "dev",
+            &self.dev,
+            "nud",
+            "permanent",
+        ])
+        .map(drop)
     }
 }
 
