@@ -26,8 +26,8 @@ pub(crate) fn setns_net(ns: &File) -> io::Result<()> {
     }
 }
 
-/// CPU time (user + system) consumed so far by the calling thread.
-pub(crate) fn thread_cpu_time() -> io::Result<Duration> {
+/// CPU time (user, system) consumed so far by the calling thread.
+pub(crate) fn thread_cpu_time() -> io::Result<(Duration, Duration)> {
     // SAFETY: rusage is plain old data; all-zero is a valid value.
     let mut ru: libc::rusage = unsafe { mem::zeroed() };
     // SAFETY: `ru` is a valid, writable rusage for the duration of the call.
@@ -39,7 +39,7 @@ pub(crate) fn thread_cpu_time() -> io::Result<Duration> {
         Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
             + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
     };
-    Ok(tv(ru.ru_utime) + tv(ru.ru_stime))
+    Ok((tv(ru.ru_utime), tv(ru.ru_stime)))
 }
 
 /// Sets the calling thread's timer slack (how late the kernel may wake it), in nanoseconds.
@@ -267,5 +267,21 @@ pub(crate) fn kill_process(pid: u32) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::last_os_error())
+    }
+}
+
+/// Takes an exclusive `flock` on `file`, waiting for it; released when the file is closed
+/// (also when the process dies).
+pub(crate) fn lock_exclusive(file: &File) -> io::Result<()> {
+    loop {
+        // SAFETY: flock has no memory-safety preconditions; the fd is valid while borrowed.
+        let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }

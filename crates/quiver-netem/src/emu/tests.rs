@@ -278,10 +278,11 @@ fn udp_across_3g_link() {
         t_start.elapsed(),
     );
     eprintln!(
-        "wire: {} + {} frames, CPU {:?} over {:?} → {:?} per frame",
+        "wire: {} + {} frames, CPU {:?} ({:?} user) over {:?} → {:?} per frame",
         w.frames[0],
         w.frames[1],
         w.cpu,
+        w.cpu_user,
         w.wall,
         w.cpu_per_frame().unwrap_or_default()
     );

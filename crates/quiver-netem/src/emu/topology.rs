@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use super::cmd::{self, run};
@@ -492,8 +492,20 @@ pub struct Topology {
     down: bool,
 }
 
-/// Serialises address planning against the root namespace within this process.
-static HOST_PLAN: Mutex<()> = Mutex::new(());
+/// Lock file serialising address planning against the root namespace, across processes
+/// (two shells must not pick the same `100.64.x.0/24`).
+const HOST_LOCK: &str = "/run/quiver-netem.lock";
+
+fn lock_host_plan() -> Result<File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(HOST_LOCK)
+        .map_err(|e| EmuError::io(format!("open {HOST_LOCK}"), e))?;
+    sys::lock_exclusive(&f).map_err(|e| EmuError::io(format!("lock {HOST_LOCK}"), e))?;
+    Ok(f)
+}
 
 impl Topology {
     /// Checks the environment and the spec, removes stale leftovers, and builds the
@@ -519,7 +531,16 @@ impl Topology {
             wires: Vec::new(),
             down: false,
         };
-        let _plan_guard = HOST_PLAN.lock().unwrap_or_else(|p| p.into_inner());
+        let uses_host = spec
+            .links
+            .iter()
+            .any(|l| l.a == Endpoint::Host || l.b == Endpoint::Host);
+        // Held until the host addresses exist (end of this function).
+        let _plan_lock = if uses_host {
+            Some(lock_host_plan()?)
+        } else {
+            None
+        };
         let plan = plan_addresses(spec, &host_used_subnets()?)?;
         topo.build(&plan)?;
         Ok(topo)

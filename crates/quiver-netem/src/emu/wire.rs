@@ -59,8 +59,12 @@ pub struct WireStats {
     pub tx_refused: [u64; 2],
     /// Frames dropped because the delay line was over its safety limit.
     pub overflow: [u64; 2],
-    /// CPU time (user + system) the thread used.
+    /// CPU time (user + system) the thread used. System time includes the kernel's work
+    /// of delivering each frame to the receiving namespace (veth receive runs in the
+    /// sender's context), so this is the cost of the whole hop, not only of the copy.
     pub cpu: Duration,
+    /// The user-space part of `cpu`.
+    pub cpu_user: Duration,
     /// Wall-clock time the thread ran.
     pub wall: Duration,
 }
@@ -254,7 +258,9 @@ fn run(socks: &[PacketSocket; 2], spec: &WireSpec, stop: &AtomicBool) -> io::Res
             }
         }
     }
-    stats.cpu = sys::thread_cpu_time()?.saturating_sub(cpu0);
+    let (user, system) = sys::thread_cpu_time()?;
+    stats.cpu_user = user.saturating_sub(cpu0.0);
+    stats.cpu = (user + system).saturating_sub(cpu0.0 + cpu0.1);
     stats.wall = start.elapsed();
     Ok(stats)
 }
