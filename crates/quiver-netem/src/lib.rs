@@ -9,9 +9,12 @@
 //!   Gilbert–Elliott loss, reordering, duplication, bit corruption, blackhole windows and
 //!   MTU. Time only advances by events and all randomness comes from one seeded RNG, so a
 //!   failing seed replays exactly — with a per-packet trace hook to see why.
-//! - `emu` (Linux only) — link emulation for real sockets and real processes, for
-//!   experiments against other stacks. It shares the vocabulary of [`sim::LinkConfig`]
-//!   (rates, delays, loss, named profiles such as `3g`).
+//! - [`emu`] (Linux only) — link emulation for real sockets and real processes, for
+//!   experiments against other stacks: network namespaces joined by veths (and bridges),
+//!   htb for rate, a classic-BPF `cls_bpf` classifier for loss, and a user-space delay
+//!   "wire" forwarding frames with AF_PACKET, since this kernel has no netem. It shares
+//!   the vocabulary of [`sim::LinkConfig`] (rates, delays, loss, named profiles such as
+//!   `3g`).
 //!
 //! ## Extension points
 //! - [`sim::Node`]: implement it to put any sans-IO state machine on the simulated network
