@@ -40,6 +40,9 @@ pub struct TransportConfig {
     pub keep_alive_interval: Option<Duration>,
     /// How many connection IDs we are willing to store from the peer.
     pub active_connection_id_limit: u64,
+    /// Congestion controller factory (the [`crate::cc::Controller`] hook); NewReno when
+    /// `None`.
+    pub congestion_controller: Option<Arc<dyn crate::cc::ControllerFactory>>,
 }
 
 impl Default for TransportConfig {
@@ -59,6 +62,7 @@ impl Default for TransportConfig {
             datagram_send_buffer_size: 1_048_576,
             keep_alive_interval: None,
             active_connection_id_limit: 4,
+            congestion_controller: None,
         }
     }
 }
@@ -101,7 +105,7 @@ impl Default for EndpointConfig {
         Self {
             cid_generator: Arc::new(|| Box::new(RandomCidGenerator::default())),
             max_udp_payload_size: 1472,
-            supported_versions: vec![1 /* QUIC v1 */],
+            supported_versions: vec![crate::packet::VERSION_1],
             rng_seed: None,
             reset_key: None,
         }

@@ -1,10 +1,18 @@
 //! The endpoint: owns connections, routes datagrams by connection ID, answers version
 //! negotiation and stateless resets, and accepts new connections.
 
-use crate::config::{ClientConfig, EndpointConfig, ServerConfig};
-use crate::connection::{Connection, Event, Transmit};
-use crate::shared::EcnCodepoint;
+use crate::cid::{ConnectionId, ConnectionIdGenerator, ResetToken, RESET_TOKEN_SIZE};
+use crate::config::{ClientConfig, EndpointConfig, ServerConfig, TransportConfig};
+use crate::connection::{Connection, ConnectionInit, EndpointEvent, Event, Transmit};
+use crate::crypto::{initial_keys, TlsSession};
+use crate::packet;
+use crate::coding::VarInt;
+use crate::shared::{EcnCodepoint, Side};
+use crate::transport_params::TransportParameters;
 use bytes::BytesMut;
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,21 +49,66 @@ pub enum ConnectError {
     Tls(String),
 }
 
-/// A QUIC endpoint.
-pub struct Endpoint {
-    _private: (),
+/// A queued stateless response (Version Negotiation, stateless reset, refusal).
+#[derive(Debug)]
+struct StatelessResponse {
+    destination: SocketAddr,
+    src_ip: Option<IpAddr>,
+    data: Vec<u8>,
 }
 
-#[allow(clippy::todo, unused_variables)]
+/// A QUIC endpoint.
+pub struct Endpoint {
+    config: Arc<EndpointConfig>,
+    server_config: Option<Arc<ServerConfig>>,
+    rng: StdRng,
+    cid_gen: Box<dyn ConnectionIdGenerator>,
+    reset_key: ring::hmac::Key,
+    /// Connections by handle; a BTreeMap keeps iteration deterministic.
+    connections: BTreeMap<usize, Connection>,
+    next_handle: usize,
+    /// Routing of our connection IDs.
+    by_cid: HashMap<ConnectionId, ConnectionHandle>,
+    /// Routing of a client's Initial DCID until it switches to our CID.
+    by_initial_dcid: HashMap<ConnectionId, ConnectionHandle>,
+    stateless: VecDeque<StatelessResponse>,
+    /// Round-robin cursor for fair transmission across connections.
+    cursor: usize,
+}
+
 impl Endpoint {
     /// Create an endpoint; pass a server config to accept connections.
     pub fn new(config: Arc<EndpointConfig>, server_config: Option<Arc<ServerConfig>>) -> Self {
-        todo!()
+        let mut rng = match config.rng_seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_entropy(),
+        };
+        let key = config.reset_key.unwrap_or_else(|| {
+            let mut k = [0u8; 32];
+            rng.fill_bytes(&mut k);
+            k
+        });
+        let cid_gen = (config.cid_generator)();
+        Self {
+            reset_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+            cid_gen,
+            config,
+            server_config,
+            rng,
+            connections: BTreeMap::new(),
+            next_handle: 0,
+            by_cid: HashMap::new(),
+            by_initial_dcid: HashMap::new(),
+            stateless: VecDeque::new(),
+            cursor: 0,
+        }
     }
+
     /// Replace (or remove) the server configuration.
     pub fn set_server_config(&mut self, server_config: Option<Arc<ServerConfig>>) {
-        todo!()
+        self.server_config = server_config;
     }
+
     /// Start a connection to `remote`, verifying the server as `server_name`.
     pub fn connect(
         &mut self,
@@ -64,8 +117,50 @@ impl Endpoint {
         remote: SocketAddr,
         server_name: &str,
     ) -> Result<ConnectionHandle, ConnectError> {
-        todo!()
+        if remote.port() == 0 || remote.ip().is_unspecified() {
+            return Err(ConnectError::InvalidRemoteAddress(remote));
+        }
+        if !packet::is_supported_version(config.version) {
+            return Err(ConnectError::UnsupportedVersion(config.version));
+        }
+        let local_cid = self.new_cid();
+        // RFC 9000 §7.2: the first DCID is random and at least 8 bytes.
+        let dcid = ConnectionId::random(&mut self.rng, 8);
+        let params = transport_params(&config.transport, &self.config, local_cid, None, None);
+        let mut encoded = Vec::new();
+        params.encode(&mut encoded);
+        let tls = TlsSession::client(config.crypto.clone(), server_name, encoded).map_err(|e| {
+            match e {
+                crate::crypto::CryptoError::InvalidServerName(n) => {
+                    ConnectError::InvalidServerName(n)
+                }
+                other => ConnectError::Tls(other.to_string()),
+            }
+        })?;
+        let keys = initial_keys(config.version, &dcid, Side::Client)
+            .map_err(|e| ConnectError::Tls(e.to_string()))?;
+        let token = self.reset_token(&local_cid);
+        let conn = Connection::new(ConnectionInit {
+            side: Side::Client,
+            version: config.version,
+            config: config.transport.clone(),
+            tls,
+            now,
+            remote,
+            local_ip: None,
+            local_cid,
+            local_reset_token: token,
+            remote_cid: dcid,
+            orig_dst_cid: dcid,
+            initial_keys: keys,
+            local_cid_len: self.cid_gen.cid_len(),
+            max_udp_payload_size: self.config.max_udp_payload_size,
+        });
+        let h = self.insert(conn);
+        self.by_cid.insert(local_cid, h);
+        Ok(h)
     }
+
     /// Process one received UDP datagram.
     pub fn handle(
         &mut self,
@@ -75,8 +170,105 @@ impl Endpoint {
         ecn: Option<EcnCodepoint>,
         data: BytesMut,
     ) -> Option<DatagramEvent> {
-        todo!()
+        let first = *data.first()?;
+        let long = first & 0x80 != 0;
+        let cid_len = self.cid_gen.cid_len();
+        let (dcid, version, scid) = if long {
+            let (v, d, s) = parse_long_ids(&data)?;
+            (d, Some(v), Some(s))
+        } else {
+            (ConnectionId::new(data.get(1..1 + cid_len)?)?, None, None)
+        };
+
+        if let Some(&h) = self.by_cid.get(&dcid) {
+            self.deliver(now, h, remote, ecn, data);
+            return Some(DatagramEvent::Known(h));
+        }
+        if let Some(&h) = self.by_initial_dcid.get(&dcid) {
+            self.deliver(now, h, remote, ecn, data);
+            return Some(DatagramEvent::Known(h));
+        }
+
+        let Some(version) = version else {
+            // Unknown short-header packet: maybe a peer that lost its state talking to
+            // us; answer with a stateless reset (RFC 9000 §10.3).
+            self.stateless_reset(remote, local_ip, &dcid, data.len());
+            return Some(DatagramEvent::Stateless);
+        };
+        let scid = scid.unwrap_or(ConnectionId::EMPTY);
+        if version == 0 {
+            return None; // version negotiation for a connection we no longer have
+        }
+        if !self.config.supported_versions.contains(&version) {
+            // RFC 9000 §6.1: answer only datagrams big enough to be Initials.
+            if data.len() >= 1200 {
+                let mut buf = Vec::new();
+                let mut versions = self.config.supported_versions.clone();
+                versions.push(0x0a0a_0a0a); // a reserved version to exercise VN (§6.3)
+                packet::encode_version_negotiation(
+                    &mut buf,
+                    self.rng.gen::<u8>() & 0x7f,
+                    &scid,
+                    &dcid,
+                    &versions,
+                );
+                self.stateless.push_back(StatelessResponse {
+                    destination: remote,
+                    src_ip: local_ip,
+                    data: buf,
+                });
+            }
+            return Some(DatagramEvent::Stateless);
+        }
+        // Long header, supported version, unknown CID: only an Initial may start a
+        // connection (RFC 9000 §7.2: and only in a datagram of at least 1200 bytes).
+        let ty = (first >> 4) & 0x03;
+        if ty != 0 || data.len() < 1200 {
+            return None;
+        }
+        let server = self.server_config.clone()?;
+        if self.connections.len() >= server.max_connections {
+            return None;
+        }
+        if dcid.len() < 8 {
+            return None; // RFC 9000 §7.2: a client's first DCID is at least 8 bytes
+        }
+        let local_cid = self.new_cid();
+        let token = self.reset_token(&local_cid);
+        let params = transport_params(
+            &server.transport,
+            &self.config,
+            local_cid,
+            Some(dcid),
+            Some(token),
+        );
+        let mut encoded = Vec::new();
+        params.encode(&mut encoded);
+        let tls = TlsSession::server(server.crypto.clone(), encoded).ok()?;
+        let keys = initial_keys(version, &dcid, Side::Server).ok()?;
+        let conn = Connection::new(ConnectionInit {
+            side: Side::Server,
+            version,
+            config: server.transport.clone(),
+            tls,
+            now,
+            remote,
+            local_ip,
+            local_cid,
+            local_reset_token: token,
+            remote_cid: scid,
+            orig_dst_cid: dcid,
+            initial_keys: keys,
+            local_cid_len: self.cid_gen.cid_len(),
+            max_udp_payload_size: self.config.max_udp_payload_size,
+        });
+        let h = self.insert(conn);
+        self.by_cid.insert(local_cid, h);
+        self.by_initial_dcid.insert(dcid, h);
+        self.deliver(now, h, remote, ecn, data);
+        Some(DatagramEvent::NewConnection(h))
     }
+
     /// Write the next outgoing datagram(s) of any connection, or a stateless response.
     pub fn poll_transmit(
         &mut self,
@@ -84,30 +276,241 @@ impl Endpoint {
         max_datagrams: usize,
         buf: &mut Vec<u8>,
     ) -> Option<Transmit> {
-        todo!()
+        if let Some(r) = self.stateless.pop_front() {
+            buf.clear();
+            buf.extend_from_slice(&r.data);
+            return Some(Transmit {
+                destination: r.destination,
+                ecn: None,
+                size: r.data.len(),
+                segment_size: None,
+                src_ip: r.src_ip,
+            });
+        }
+        let handles: Vec<usize> = self
+            .connections
+            .range(self.cursor..)
+            .chain(self.connections.range(..self.cursor))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in handles {
+            let Some(conn) = self.connections.get_mut(&h) else {
+                continue;
+            };
+            let t = conn.poll_transmit(now, max_datagrams, buf);
+            self.process_endpoint_events(ConnectionHandle(h));
+            if t.is_some() {
+                self.cursor = h + 1;
+                return t;
+            }
+        }
+        None
     }
+
     /// Earliest timer across all connections.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        todo!()
+        self.connections
+            .values_mut()
+            .filter_map(|c| c.poll_timeout())
+            .min()
     }
-    /// Fire expired timers.
+
+    /// Fire expired timers, and free connections that are drained.
     pub fn handle_timeout(&mut self, now: Instant) {
-        todo!()
+        let due: Vec<usize> = self
+            .connections
+            .iter_mut()
+            .filter(|(_, c)| c.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(h, _)| *h)
+            .collect();
+        for h in due {
+            if let Some(c) = self.connections.get_mut(&h) {
+                c.handle_timeout(now);
+            }
+            self.process_endpoint_events(ConnectionHandle(h));
+        }
     }
-    /// Next application event of any connection.
+
+    /// Next application event of any connection. Drained connections whose events
+    /// have all been delivered are freed here.
     pub fn poll_event(&mut self) -> Option<(ConnectionHandle, Event)> {
-        todo!()
+        let mut dead = Vec::new();
+        let mut found = None;
+        for (h, c) in self.connections.iter_mut() {
+            if let Some(ev) = c.poll() {
+                found = Some((ConnectionHandle(*h), ev));
+                break;
+            }
+            if c.is_drained() {
+                dead.push(*h);
+            }
+        }
+        for h in dead {
+            self.remove(ConnectionHandle(h));
+        }
+        found
     }
+
     /// Access a connection.
     pub fn connection(&self, ch: ConnectionHandle) -> Option<&Connection> {
-        todo!()
+        self.connections.get(&ch.0)
     }
+
     /// Access a connection mutably (stream and datagram operations).
     pub fn connection_mut(&mut self, ch: ConnectionHandle) -> Option<&mut Connection> {
-        todo!()
+        self.connections.get_mut(&ch.0)
     }
+
     /// Number of live connections.
     pub fn connection_count(&self) -> usize {
-        todo!()
+        self.connections.len()
+    }
+
+    /// Handles of all live connections.
+    pub fn connection_handles(&self) -> impl Iterator<Item = ConnectionHandle> + '_ {
+        self.connections.keys().map(|h| ConnectionHandle(*h))
+    }
+
+    // ---- internals ----
+
+    fn insert(&mut self, conn: Connection) -> ConnectionHandle {
+        let h = self.next_handle;
+        self.next_handle += 1;
+        self.connections.insert(h, conn);
+        ConnectionHandle(h)
+    }
+
+    fn remove(&mut self, h: ConnectionHandle) {
+        if let Some(c) = self.connections.remove(&h.0) {
+            for cid in c.local_cids() {
+                self.by_cid.remove(&cid);
+            }
+            self.by_initial_dcid.remove(&c.orig_dst_cid());
+            self.by_cid.retain(|_, v| *v != h);
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        now: Instant,
+        h: ConnectionHandle,
+        remote: SocketAddr,
+        ecn: Option<EcnCodepoint>,
+        data: BytesMut,
+    ) {
+        if let Some(c) = self.connections.get_mut(&h.0) {
+            c.handle_datagram(now, remote, ecn, data);
+        }
+        self.process_endpoint_events(h);
+    }
+
+    fn process_endpoint_events(&mut self, h: ConnectionHandle) {
+        loop {
+            let Some(ev) = self.connections.get_mut(&h.0).and_then(|c| c.poll_endpoint_event())
+            else {
+                return;
+            };
+            match ev {
+                EndpointEvent::NeedIdentifiers(n) => {
+                    let mut cids = Vec::with_capacity(n);
+                    for _ in 0..n {
+                        let cid = self.new_cid();
+                        let token = self.reset_token(&cid);
+                        self.by_cid.insert(cid, h);
+                        cids.push((cid, token));
+                    }
+                    if let Some(c) = self.connections.get_mut(&h.0) {
+                        c.add_local_cids(cids);
+                    }
+                }
+                EndpointEvent::RetireCid(cid) => {
+                    self.by_cid.remove(&cid);
+                }
+            }
+        }
+    }
+
+    /// A fresh local CID that routes nowhere yet.
+    fn new_cid(&mut self) -> ConnectionId {
+        loop {
+            let cid = self.cid_gen.generate(&mut self.rng);
+            if cid.len() == 0 || !self.by_cid.contains_key(&cid) {
+                return cid;
+            }
+        }
+    }
+
+    /// Stateless reset token for a CID (RFC 9000 §10.3.2): HMAC of the CID under the
+    /// endpoint's static key.
+    fn reset_token(&self, cid: &ConnectionId) -> ResetToken {
+        let tag = ring::hmac::sign(&self.reset_key, cid.as_bytes());
+        let mut t = [0u8; RESET_TOKEN_SIZE];
+        t.copy_from_slice(&tag.as_ref()[..RESET_TOKEN_SIZE]);
+        ResetToken(t)
+    }
+
+    fn stateless_reset(
+        &mut self,
+        remote: SocketAddr,
+        local_ip: Option<IpAddr>,
+        dcid: &ConnectionId,
+        received_len: usize,
+    ) {
+        // RFC 9000 §10.3: smaller than the packet that triggered it (no loops), at
+        // least 21 bytes, unpredictable bits, short-header form.
+        const MIN: usize = 1 + 20 + RESET_TOKEN_SIZE - 16 + 4; // ≥ 21 incl. token below
+        if received_len <= MIN + RESET_TOKEN_SIZE || dcid.len() == 0 {
+            return;
+        }
+        let len = (received_len - 1).min(MIN + RESET_TOKEN_SIZE + 16);
+        let mut buf = vec![0u8; len - RESET_TOKEN_SIZE];
+        self.rng.fill_bytes(&mut buf);
+        buf[0] = 0x40 | (buf[0] & 0x3f);
+        buf.extend_from_slice(&self.reset_token(dcid).0);
+        self.stateless.push_back(StatelessResponse {
+            destination: remote,
+            src_ip: local_ip,
+            data: buf,
+        });
+    }
+}
+
+/// Version, DCID and SCID of a long header, bounds-checked.
+fn parse_long_ids(data: &[u8]) -> Option<(u32, ConnectionId, ConnectionId)> {
+    let version = u32::from_be_bytes(data.get(1..5)?.try_into().ok()?);
+    let dlen = *data.get(5)? as usize;
+    let dcid = ConnectionId::new(data.get(6..6 + dlen)?)?;
+    let slen = *data.get(6 + dlen)? as usize;
+    let scid = ConnectionId::new(data.get(7 + dlen..7 + dlen + slen)?)?;
+    Some((version, dcid, scid))
+}
+
+/// Our transport parameters (RFC 9000 §18.2).
+fn transport_params(
+    t: &TransportConfig,
+    e: &EndpointConfig,
+    local_cid: ConnectionId,
+    orig_dst_cid: Option<ConnectionId>,
+    reset_token: Option<ResetToken>,
+) -> TransportParameters {
+    let v = VarInt::from_u64_clamped;
+    TransportParameters {
+        max_idle_timeout: v(t.max_idle_timeout.map_or(0, |d| d.as_millis() as u64)),
+        max_udp_payload_size: v(u64::from(e.max_udp_payload_size.max(1200))),
+        initial_max_data: v(t.receive_window),
+        initial_max_stream_data_bidi_local: v(t.stream_receive_window),
+        initial_max_stream_data_bidi_remote: v(t.stream_receive_window),
+        initial_max_stream_data_uni: v(t.stream_receive_window),
+        initial_max_streams_bidi: v(t.max_concurrent_bidi_streams.min(1 << 60)),
+        initial_max_streams_uni: v(t.max_concurrent_uni_streams.min(1 << 60)),
+        ack_delay_exponent: v(u64::from(t.ack_delay_exponent.min(20))),
+        max_ack_delay: v((t.max_ack_delay.as_millis() as u64).min((1 << 14) - 1)),
+        active_connection_id_limit: v(t.active_connection_id_limit.max(2)),
+        initial_src_cid: Some(local_cid),
+        original_dst_cid: orig_dst_cid,
+        stateless_reset_token: reset_token,
+        max_datagram_frame_size: t.datagram_receive_buffer_size.map(|_| v(65_535)),
+        disable_active_migration: true,
+        ..TransportParameters::default()
     }
 }

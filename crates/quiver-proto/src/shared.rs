@@ -176,4 +176,9 @@ impl EcnCodepoint {
             _ => None,
         }
     }
+
+    /// The two ECN bits of this codepoint.
+    pub fn bits(self) -> u8 {
+        self as u8
+    }
 }

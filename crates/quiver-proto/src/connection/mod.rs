@@ -4,12 +4,32 @@
 //! After any input or command, the driver must drain [`Connection::poll_transmit`],
 //! re-arm its timer from [`Connection::poll_timeout`] and drain [`Connection::poll`].
 
+mod cids;
+mod crypto_stream;
+mod recv;
+mod send;
+mod spaces;
+mod timers;
+
+use crate::cc::{Controller, Pacer};
+use crate::cid::{ConnectionId, ResetToken};
 use crate::coding::VarInt;
+use crate::config::TransportConfig;
+use crate::crypto::{KeyChange, TlsSession};
 use crate::error::{TransportError, TransportErrorCode};
-use crate::shared::{Dir, EcnCodepoint, Side, StreamId};
+use crate::cc::DeliveryRateEstimator;
+use crate::recovery::RttEstimator;
+use crate::shared::{Dir, EcnCodepoint, Epoch, PathId, Side, SpaceId, StreamId};
+use crate::streams::{StreamEvent, StreamsState};
+use crate::transport_params::TransportParameters;
 use bytes::{Bytes, BytesMut};
+use cids::CidState;
+use spaces::{DirKeys, KeyUpdate, Level, PnSpace};
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use timers::{Timer, Timers};
 
 /// An outgoing UDP datagram (or a GSO batch of equal-size segments) placed in the
 /// caller's buffer by `poll_transmit`.
@@ -185,55 +205,290 @@ pub struct ConnectionStats {
     pub cwnd: u64,
     /// Smoothed RTT.
     pub rtt: Duration,
+    /// 1-RTT key updates performed.
+    pub key_updates: u64,
+}
+
+
+/// Messages from a connection to its endpoint (CID bookkeeping).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EndpointEvent {
+    /// The connection wants `n` more local connection IDs to issue.
+    NeedIdentifiers(usize),
+    /// A local connection ID was retired by the peer and must no longer route here.
+    RetireCid(ConnectionId),
+}
+
+/// Lifecycle (RFC 9000 §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Handshake,
+    Established,
+    /// We sent CONNECTION_CLOSE; answer further packets with it until the timer ends.
+    Closing,
+    /// The peer closed; send nothing until the timer ends.
+    Draining,
+    /// Everything may be freed.
+    Drained,
+}
+
+/// The CONNECTION_CLOSE we send while closing.
+#[derive(Debug, Clone)]
+enum CloseFrame {
+    Transport(TransportError),
+    Application { code: VarInt, reason: Bytes },
+}
+
+/// The network path (one for now; multipath adds more, each with its own data space).
+#[derive(Debug)]
+struct Path {
+    remote: SocketAddr,
+    local_ip: Option<IpAddr>,
+    /// Largest UDP payload we may send.
+    mtu: u16,
+    /// Address validated (RFC 9000 §8.1): until then a server sends at most 3× what it
+    /// received.
+    validated: bool,
+    bytes_received: u64,
+    bytes_sent: u64,
+}
+
+/// DATAGRAM frame queues (RFC 9221).
+#[derive(Debug, Default)]
+struct Datagrams {
+    recv: VecDeque<Bytes>,
+    recv_bytes: usize,
+    send: VecDeque<Bytes>,
+    send_bytes: usize,
 }
 
 /// One QUIC connection.
 pub struct Connection {
-    _private: (),
+    side: Side,
+    version: u32,
+    config: Arc<TransportConfig>,
+    state: State,
+    tls: TlsSession,
+    /// Indexed by [`Epoch`].
+    levels: [Level; 3],
+    /// Index 0: Initial, 1: Handshake, 2 + n: Data on path n.
+    spaces: Vec<PnSpace>,
+    key_update: KeyUpdate,
+    /// Level at which new CRYPTO data is sent.
+    write_level: Epoch,
+    path: Path,
+    rtt: RttEstimator,
+    cc: Box<dyn Controller>,
+    pacer: Pacer,
+    pto_count: u32,
+    streams: StreamsState,
+    cids: CidState,
+    peer_params: Option<TransportParameters>,
+    /// Client: our first random DCID. Server: the DCID of the client's first Initial.
+    orig_dst_cid: ConnectionId,
+    /// Initial keys were derived from this DCID (changes after Retry).
+    handshake_confirmed: bool,
+    handshake_done_pending: bool,
+    connected_reported: bool,
+    peer_ack_delay_exponent: u8,
+    peer_max_ack_delay: Duration,
+    idle_timeout: Option<Duration>,
+    timers: Timers,
+    events: VecDeque<Event>,
+    endpoint_events: VecDeque<EndpointEvent>,
+    datagrams: Datagrams,
+    path_responses: VecDeque<[u8; 8]>,
+    close: Option<CloseFrame>,
+    /// A CONNECTION_CLOSE should go out on the next `poll_transmit`.
+    close_pending: bool,
+    error: Option<ConnectionError>,
+    alpn: Option<Vec<u8>>,
+    stats: ConnectionStats,
+    /// Whether the last transmit attempt stopped for lack of data (app-limited).
+    app_limited: bool,
+    /// Scratch buffer for TLS output.
+    tls_buf: Vec<u8>,
+    /// Delivery-rate estimation for congestion-control samples.
+    rate: DeliveryRateEstimator,
+    /// When the first RTT sample was taken (persistent congestion, RFC 9002 §7.6.2).
+    first_rtt_sample: Option<Instant>,
+    /// Client: the server's first Initial fixed the remote CID.
+    got_server_initial: bool,
 }
 
-#[allow(clippy::todo, unused_variables, missing_docs)]
+/// Parameters of a new connection, filled in by the endpoint.
+pub(crate) struct ConnectionInit {
+    pub(crate) side: Side,
+    pub(crate) version: u32,
+    pub(crate) config: Arc<TransportConfig>,
+    pub(crate) tls: TlsSession,
+    pub(crate) now: Instant,
+    pub(crate) remote: SocketAddr,
+    pub(crate) local_ip: Option<IpAddr>,
+    /// Our first source CID (seq 0).
+    pub(crate) local_cid: ConnectionId,
+    pub(crate) local_reset_token: ResetToken,
+    /// The peer's CID (client: random initial DCID; server: the client's SCID).
+    pub(crate) remote_cid: ConnectionId,
+    /// Client: the random DCID; server: the DCID the client chose.
+    pub(crate) orig_dst_cid: ConnectionId,
+    pub(crate) initial_keys: rustls::quic::Keys,
+    pub(crate) local_cid_len: usize,
+    pub(crate) max_udp_payload_size: u16,
+}
+
 impl Connection {
+    pub(crate) fn new(init: ConnectionInit) -> Self {
+        let config = init.config;
+        let cc_factory = config
+            .congestion_controller
+            .clone()
+            .unwrap_or_else(|| Arc::new(crate::cc::NewRenoConfig::default()));
+        let mtu = config.initial_mtu.max(1200).min(init.max_udp_payload_size);
+        let cc = cc_factory.build(init.now, mtu);
+        let mut levels: [Level; 3] = Default::default();
+        levels[0].local = Some(DirKeys::from(init.initial_keys.local));
+        levels[0].remote = Some(DirKeys::from(init.initial_keys.remote));
+        let spaces = vec![
+            PnSpace::new(SpaceId::Initial),
+            PnSpace::new(SpaceId::Handshake),
+            PnSpace::new(SpaceId::Data(PathId::ZERO)),
+        ];
+        let mut rtt = RttEstimator::new(config.initial_rtt);
+        rtt.set_max_ack_delay(Duration::ZERO);
+        let streams = StreamsState::new(init.side, streams_config(&config));
+        let mut conn = Connection {
+            side: init.side,
+            version: init.version,
+            state: State::Handshake,
+            tls: init.tls,
+            levels,
+            spaces,
+            key_update: KeyUpdate::new(),
+            write_level: Epoch::Initial,
+            path: Path {
+                remote: init.remote,
+                local_ip: init.local_ip,
+                mtu,
+                // A client's peer is validated by definition; a server validates when a
+                // Handshake packet arrives (RFC 9000 §8.1).
+                validated: init.side.is_client(),
+                bytes_received: 0,
+                bytes_sent: 0,
+            },
+            rtt,
+            cc,
+            pacer: Pacer::default(),
+            pto_count: 0,
+            streams,
+            cids: CidState::new(
+                init.local_cid,
+                init.local_reset_token,
+                init.remote_cid,
+                init.local_cid_len,
+            ),
+            peer_params: None,
+            orig_dst_cid: init.orig_dst_cid,
+            handshake_confirmed: false,
+            handshake_done_pending: false,
+            connected_reported: false,
+            peer_ack_delay_exponent: 3,
+            peer_max_ack_delay: Duration::from_millis(25),
+            idle_timeout: config.max_idle_timeout,
+            timers: Timers::default(),
+            events: VecDeque::new(),
+            endpoint_events: VecDeque::new(),
+            datagrams: Datagrams::default(),
+            path_responses: VecDeque::new(),
+            close: None,
+            close_pending: false,
+            error: None,
+            alpn: None,
+            stats: ConnectionStats::default(),
+            app_limited: true,
+            tls_buf: Vec::new(),
+            rate: DeliveryRateEstimator::new(),
+            first_rtt_sample: None,
+            got_server_initial: false,
+            config,
+        };
+        conn.reset_idle_timer(init.now);
+        if conn.side.is_client() {
+            // The client speaks first: produce the ClientHello.
+            if let Err(e) = conn.drive_tls() {
+                conn.close_with_error(init.now, e);
+            }
+        }
+        conn
+    }
+
     // ---- getters ----
+
     /// Which side we are.
     pub fn side(&self) -> Side {
-        todo!()
+        self.side
     }
     /// The peer's current address.
     pub fn remote_address(&self) -> SocketAddr {
-        todo!()
+        self.path.remote
+    }
+    /// Local IP the peer sent to, when known.
+    pub fn local_ip(&self) -> Option<IpAddr> {
+        self.path.local_ip
     }
     /// Whether the handshake is still running.
     pub fn is_handshaking(&self) -> bool {
-        todo!()
+        self.state == State::Handshake
     }
     /// Whether the connection is closing, draining or gone (no more application I/O).
     pub fn is_closed(&self) -> bool {
-        todo!()
+        matches!(self.state, State::Closing | State::Draining | State::Drained)
     }
     /// Whether all state can be freed.
     pub fn is_drained(&self) -> bool {
-        todo!()
+        self.state == State::Drained
     }
     /// Negotiated ALPN protocol.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
-        todo!()
+        self.alpn.as_deref()
     }
     /// Smoothed RTT estimate.
     pub fn rtt(&self) -> Duration {
-        todo!()
+        self.rtt.smoothed()
+    }
+    /// QUIC version in use.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+    /// The error that ended the connection, if it ended.
+    pub fn close_reason(&self) -> Option<&ConnectionError> {
+        self.error.as_ref()
     }
     /// Counters.
     pub fn stats(&self) -> ConnectionStats {
-        todo!()
+        let mut s = self.stats;
+        s.cwnd = self.cc.window();
+        s.rtt = self.rtt.smoothed();
+        s
+    }
+    /// Name of the congestion controller in use.
+    pub fn congestion_controller(&self) -> &str {
+        self.cc.name()
     }
     /// Largest DATAGRAM payload that fits in one packet now; `None` if unsupported.
     pub fn max_datagram_size(&self) -> Option<usize> {
-        todo!()
+        self.config.datagram_receive_buffer_size?;
+        let peer = self.peer_params.as_ref()?.max_datagram_frame_size?.into_inner();
+        // Short header: flags + DCID + 4-byte PN; AEAD tag; DATAGRAM type + length.
+        let overhead = 1 + self.cids.remote_cid().len() + 4 + 16 + 1 + 2;
+        let by_mtu = (self.path.mtu as usize).saturating_sub(overhead);
+        Some(by_mtu.min(peer.saturating_sub(3) as usize))
     }
 
     // ---- inputs ----
-    /// Process a UDP datagram addressed to this connection (called by the endpoint).
+
+    /// Process a UDP datagram addressed to this connection (normally called by the
+    /// endpoint).
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -241,71 +496,444 @@ impl Connection {
         ecn: Option<EcnCodepoint>,
         data: BytesMut,
     ) {
-        todo!()
+        self.stats.udp_rx += 1;
+        self.stats.bytes_rx += data.len() as u64;
+        if self.state == State::Drained {
+            return;
+        }
+        self.path.bytes_received += data.len() as u64;
+        self.process_datagram(now, remote, ecn, data);
+        self.after_input(now);
     }
+
     /// Process expired timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        todo!()
+        for timer in Timer::ALL {
+            if !self.timers.is_expired(timer, now) {
+                continue;
+            }
+            self.timers.stop(timer);
+            match timer {
+                Timer::Close => {
+                    self.state = State::Drained;
+                    self.timers = Timers::default();
+                    return;
+                }
+                Timer::Idle => {
+                    self.kill(ConnectionError::TimedOut);
+                    return;
+                }
+                Timer::KeepAlive => {
+                    if let Some(space) = self.spaces.get_mut(2) {
+                        space.ping_pending = true;
+                    }
+                }
+                Timer::LossDetection => self.on_loss_detection_timeout(now),
+                Timer::Pacing | Timer::AckDelay => {} // poll_transmit does the work
+                Timer::KeyDiscard => {
+                    self.key_update.prev_remote = None;
+                }
+            }
+        }
+        self.after_input(now);
     }
 
     // ---- commands ----
-    /// Open a stream; `None` when the peer's stream limit is reached.
+
+    /// Open a stream; `None` when the peer's stream limit is reached (wait for
+    /// [`Event::StreamAvailable`]) or the connection is closed.
     pub fn open(&mut self, dir: Dir) -> Option<StreamId> {
-        todo!()
+        if self.is_closed() {
+            return None;
+        }
+        self.streams.open(dir)
     }
     /// Accept the next stream the peer opened.
     pub fn accept(&mut self, dir: Dir) -> Option<StreamId> {
-        todo!()
+        self.streams.accept(dir)
     }
-    /// Write bytes; returns how many were accepted.
+    /// Write bytes; returns how many were accepted (flow control may limit it).
     pub fn write(&mut self, id: StreamId, data: &[u8]) -> Result<usize, WriteError> {
-        todo!()
+        if self.is_closed() {
+            return Err(WriteError::ClosedStream);
+        }
+        let r = self.streams.write(id, data).map_err(map_write_error);
+        self.flush_stream_events();
+        r
+    }
+    /// Write a `Bytes` without copying; returns how many bytes were accepted.
+    pub fn write_bytes(&mut self, id: StreamId, data: Bytes) -> Result<usize, WriteError> {
+        if self.is_closed() {
+            return Err(WriteError::ClosedStream);
+        }
+        let r = self.streams.write_bytes(id, data).map_err(map_write_error);
+        self.flush_stream_events();
+        r
     }
     /// Mark the end of the stream.
     pub fn finish(&mut self, id: StreamId) -> Result<(), ClosedStream> {
-        todo!()
+        self.streams.finish(id).map_err(|_| ClosedStream)
     }
     /// Abandon sending with RESET_STREAM.
     pub fn reset(&mut self, id: StreamId, error_code: VarInt) -> Result<(), ClosedStream> {
-        todo!()
+        self.streams.reset(id, error_code).map_err(|_| ClosedStream)
     }
     /// Read up to `max_len` bytes in order; `Ok(None)` at the end of the stream.
     pub fn read(&mut self, id: StreamId, max_len: usize) -> Result<Option<Bytes>, ReadError> {
-        todo!()
+        let r = self.streams.read(id, max_len).map_err(map_read_error);
+        self.flush_stream_events();
+        r
     }
     /// Ask the peer to stop sending (STOP_SENDING) and discard incoming data.
     pub fn stop_sending(&mut self, id: StreamId, error_code: VarInt) -> Result<(), ClosedStream> {
-        todo!()
+        self.streams
+            .stop_sending(id, error_code)
+            .map_err(|_| ClosedStream)
     }
-    /// Queue an unreliable DATAGRAM frame.
+    /// Queue an unreliable DATAGRAM frame. When the send buffer is full the oldest
+    /// queued datagrams are dropped.
     pub fn send_datagram(&mut self, data: Bytes) -> Result<(), SendDatagramError> {
-        todo!()
+        if self.is_closed() {
+            return Err(SendDatagramError::ConnectionLost);
+        }
+        if self.config.datagram_receive_buffer_size.is_none() {
+            return Err(SendDatagramError::Disabled);
+        }
+        let max = match self.peer_params.as_ref() {
+            Some(p) if p.max_datagram_frame_size.is_some() => self.max_datagram_size(),
+            Some(_) => return Err(SendDatagramError::UnsupportedByPeer),
+            None => return Err(SendDatagramError::UnsupportedByPeer),
+        };
+        if data.len() > max.unwrap_or(0) {
+            return Err(SendDatagramError::TooLarge);
+        }
+        let d = &mut self.datagrams;
+        while d.send_bytes + data.len() > self.config.datagram_send_buffer_size {
+            match d.send.pop_front() {
+                Some(old) => d.send_bytes -= old.len(),
+                None => break,
+            }
+        }
+        d.send_bytes += data.len();
+        d.send.push_back(data);
+        Ok(())
     }
     /// Take the next received datagram.
     pub fn recv_datagram(&mut self) -> Option<Bytes> {
-        todo!()
+        let d = self.datagrams.recv.pop_front()?;
+        self.datagrams.recv_bytes -= d.len();
+        Some(d)
     }
     /// Close with an application error code and reason (CONNECTION_CLOSE 0x1d).
     pub fn close(&mut self, now: Instant, error_code: VarInt, reason: Bytes) {
-        todo!()
+        if self.is_closed() {
+            return;
+        }
+        self.close = Some(CloseFrame::Application {
+            code: error_code,
+            reason,
+        });
+        self.enter_closing(now, ConnectionError::LocallyClosed);
     }
 
     // ---- outputs ----
-    /// Write the next datagram(s) (up to `max_datagrams` equal-size GSO segments) into `buf`.
-    pub fn poll_transmit(
-        &mut self,
-        now: Instant,
-        max_datagrams: usize,
-        buf: &mut Vec<u8>,
-    ) -> Option<Transmit> {
-        todo!()
-    }
+
     /// Earliest time `handle_timeout` must be called.
-    pub fn poll_timeout(&mut self) -> Option<Instant> {
-        todo!()
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next()
     }
     /// Next application event.
     pub fn poll(&mut self) -> Option<Event> {
-        todo!()
+        self.flush_stream_events();
+        self.events.pop_front()
+    }
+
+    pub(crate) fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
+        self.endpoint_events.pop_front()
+    }
+
+    /// Give the connection new local CIDs to issue (from the endpoint's generator).
+    pub(crate) fn add_local_cids(&mut self, cids: Vec<(ConnectionId, ResetToken)>) {
+        for (cid, token) in cids {
+            self.cids.issue(cid, token);
+        }
+    }
+
+    /// Local CIDs currently routed to this connection.
+    pub(crate) fn local_cids(&self) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.cids.local_cids()
+    }
+
+    /// The DCID of the client's first Initial.
+    pub(crate) fn orig_dst_cid(&self) -> ConnectionId {
+        self.orig_dst_cid
+    }
+
+    // ---- internals shared by send/recv ----
+
+    fn space_idx(id: SpaceId) -> usize {
+        match id {
+            SpaceId::Initial => 0,
+            SpaceId::Handshake => 1,
+            SpaceId::Data(p) => 2 + p.0 as usize,
+        }
+    }
+
+    fn space_for_epoch(epoch: Epoch) -> usize {
+        epoch.idx()
+    }
+
+    fn flush_stream_events(&mut self) {
+        while let Some(ev) = self.streams.poll_event() {
+            self.events.push_back(match ev {
+                StreamEvent::Opened { dir } => Event::StreamOpened { dir },
+                StreamEvent::Readable { id } => Event::StreamReadable { id },
+                StreamEvent::Writable { id } => Event::StreamWritable { id },
+                StreamEvent::Finished { id } => Event::StreamFinished { id },
+                StreamEvent::Stopped { id, error_code } => Event::StreamStopped { id, error_code },
+                StreamEvent::Available { dir } => Event::StreamAvailable { dir },
+            });
+        }
+    }
+
+    /// Work common to every input: timers, and endpoint bookkeeping.
+    fn after_input(&mut self, now: Instant) {
+        self.flush_stream_events();
+        self.update_loss_timer(now);
+        self.update_ack_timer();
+        if self.cids.wants_more() && !self.is_closed() && self.peer_params.is_some() {
+            let n = self.cids.take_wanted();
+            if n > 0 {
+                self.endpoint_events.push_back(EndpointEvent::NeedIdentifiers(n));
+            }
+        }
+    }
+
+    fn reset_idle_timer(&mut self, now: Instant) {
+        match self.idle_timeout {
+            // RFC 9000 §10.1: at least 3 PTOs so that probes can go out first.
+            Some(t) if !t.is_zero() => {
+                let t = t.max(3 * self.pto_duration());
+                self.timers.set(Timer::Idle, now + t);
+            }
+            _ => self.timers.stop(Timer::Idle),
+        }
+        if let Some(ka) = self.config.keep_alive_interval {
+            if self.state == State::Established {
+                self.timers.set(Timer::KeepAlive, now + ka);
+            }
+        }
+    }
+
+    fn pto_duration(&self) -> Duration {
+        self.rtt.pto_base() + self.peer_max_ack_delay
+    }
+
+    /// Feed TLS and move its output into CRYPTO streams; react to new keys.
+    fn drive_tls(&mut self) -> Result<(), TransportError> {
+        loop {
+            self.tls_buf.clear();
+            let change = self.tls.write_handshake(&mut self.tls_buf);
+            if !self.tls_buf.is_empty() {
+                let lvl = self.write_level.idx();
+                self.levels[lvl].crypto_send.write(&self.tls_buf);
+            }
+            match change {
+                Some(KeyChange::Handshake { keys }) => {
+                    self.levels[1].local = Some(keys.local.into());
+                    self.levels[1].remote = Some(keys.remote.into());
+                    self.write_level = Epoch::Handshake;
+                }
+                Some(KeyChange::OneRtt { keys }) => {
+                    self.levels[2].local = Some(keys.local.into());
+                    self.levels[2].remote = Some(keys.remote.into());
+                    self.write_level = Epoch::Data;
+                    self.prepare_next_keys();
+                }
+                None if self.tls_buf.is_empty() => break,
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Derive the next 1-RTT key generation so a peer key update can be recognised.
+    fn prepare_next_keys(&mut self) {
+        if self.key_update.next_remote.is_none() {
+            if let Some(set) = self.tls.next_1rtt_keys() {
+                self.key_update.next_local = Some(set.local);
+                self.key_update.next_remote = Some(set.remote);
+            }
+        }
+    }
+
+    /// Called once TLS reports the handshake complete.
+    fn on_handshake_complete(&mut self, now: Instant) -> Result<(), TransportError> {
+        let raw = self
+            .tls
+            .peer_transport_params()
+            .ok_or_else(|| TransportError::new(TransportErrorCode::crypto(0x6d), "missing transport parameters"))?
+            .to_vec();
+        let params = TransportParameters::decode(!self.side, &raw)?;
+        self.validate_peer_params(&params)?;
+        self.apply_peer_params(&params);
+        self.peer_params = Some(params);
+        self.alpn = self.tls.alpn_protocol();
+        self.state = State::Established;
+        if self.side.is_server() {
+            // RFC 9001 §4.1.2: the handshake is confirmed at the server when it completes.
+            self.handshake_done_pending = true;
+            self.confirm_handshake(now);
+        }
+        if !self.connected_reported {
+            self.connected_reported = true;
+            self.events.push_back(Event::Connected);
+        }
+        self.reset_idle_timer(now);
+        Ok(())
+    }
+
+    fn validate_peer_params(&self, p: &TransportParameters) -> Result<(), TransportError> {
+        // RFC 9000 §7.3: authenticate the connection IDs.
+        if p.initial_src_cid != Some(self.cids.peer_initial_cid()) {
+            return Err(TransportError::TRANSPORT_PARAMETER_ERROR(
+                "initial_source_connection_id mismatch",
+            ));
+        }
+        if self.side.is_client() && p.original_dst_cid != Some(self.orig_dst_cid) {
+            return Err(TransportError::TRANSPORT_PARAMETER_ERROR(
+                "original_destination_connection_id mismatch",
+            ));
+        }
+        Ok(())
+    }
+
+    fn apply_peer_params(&mut self, p: &TransportParameters) {
+        self.streams.set_peer_limits(crate::streams::PeerLimits {
+            initial_max_data: p.initial_max_data.into_inner(),
+            initial_max_stream_data_bidi_local: p.initial_max_stream_data_bidi_local.into_inner(),
+            initial_max_stream_data_bidi_remote: p
+                .initial_max_stream_data_bidi_remote
+                .into_inner(),
+            initial_max_stream_data_uni: p.initial_max_stream_data_uni.into_inner(),
+            initial_max_streams_bidi: p.initial_max_streams_bidi.into_inner(),
+            initial_max_streams_uni: p.initial_max_streams_uni.into_inner(),
+        });
+        self.peer_ack_delay_exponent = p.ack_delay_exponent.into_inner().min(20) as u8;
+        self.peer_max_ack_delay = Duration::from_millis(p.max_ack_delay.into_inner());
+        self.rtt.set_max_ack_delay(self.peer_max_ack_delay);
+        let peer_idle = p.max_idle_timeout.into_inner();
+        self.idle_timeout = match (self.config.max_idle_timeout, peer_idle) {
+            (Some(a), b) if b > 0 && !a.is_zero() => Some(a.min(Duration::from_millis(b))),
+            (Some(a), _) if !a.is_zero() => Some(a),
+            (_, b) if b > 0 => Some(Duration::from_millis(b)),
+            _ => None,
+        };
+        let peer_mtu = p.max_udp_payload_size.into_inner().min(u64::from(u16::MAX)) as u16;
+        self.path.mtu = self.path.mtu.min(peer_mtu.max(1200));
+        if let Some(token) = p.stateless_reset_token {
+            self.cids.set_initial_remote_reset_token(token);
+        }
+        self.cids
+            .set_peer_cid_limit(p.active_connection_id_limit.into_inner().min(8));
+    }
+
+    fn confirm_handshake(&mut self, now: Instant) {
+        if self.handshake_confirmed {
+            return;
+        }
+        self.handshake_confirmed = true;
+        self.discard_level(now, Epoch::Handshake);
+    }
+
+    /// RFC 9001 §4.9: discard keys and state of a level.
+    fn discard_level(&mut self, now: Instant, epoch: Epoch) {
+        let lvl = &mut self.levels[epoch.idx()];
+        if lvl.discarded {
+            return;
+        }
+        lvl.discarded = true;
+        lvl.local = None;
+        lvl.remote = None;
+        let space = &mut self.spaces[Self::space_for_epoch(epoch)];
+        space.acks = crate::recovery::AckTracker::new_immediate();
+        let removed = space.sent.discard();
+        space.probes = 0;
+        space.ping_pending = false;
+        let _ = removed; // bytes in flight are summed from the spaces
+        self.pto_count = 0;
+        self.update_loss_timer(now);
+    }
+
+    /// Close because of a local transport error.
+    fn close_with_error(&mut self, now: Instant, err: TransportError) {
+        if self.is_closed() {
+            return;
+        }
+        tracing::debug!(side = ?self.side, %err, "closing connection");
+        self.close = Some(CloseFrame::Transport(err.clone()));
+        self.enter_closing(now, ConnectionError::TransportError(err));
+    }
+
+    fn enter_closing(&mut self, now: Instant, reason: ConnectionError) {
+        self.state = State::Closing;
+        self.close_pending = true;
+        self.report_lost(reason);
+        let t = 3 * self.pto_duration();
+        self.timers = Timers::default();
+        self.timers.set(Timer::Close, now + t);
+    }
+
+    /// The peer closed: drain.
+    fn enter_draining(&mut self, now: Instant, reason: ConnectionError) {
+        if matches!(self.state, State::Draining | State::Drained) {
+            return;
+        }
+        self.report_lost(reason);
+        self.state = State::Draining;
+        self.close_pending = false;
+        let t = 3 * self.pto_duration();
+        self.timers = Timers::default();
+        self.timers.set(Timer::Close, now + t);
+    }
+
+    /// Immediate death without sending anything (idle timeout, stateless reset).
+    fn kill(&mut self, reason: ConnectionError) {
+        self.report_lost(reason);
+        self.state = State::Drained;
+        self.timers = Timers::default();
+    }
+
+    fn report_lost(&mut self, reason: ConnectionError) {
+        if self.error.is_none() {
+            self.error = Some(reason.clone());
+            self.events.push_back(Event::ConnectionLost { reason });
+        }
+    }
+}
+
+fn streams_config(c: &TransportConfig) -> crate::streams::StreamsConfig {
+    crate::streams::StreamsConfig {
+        max_concurrent_bidi: c.max_concurrent_bidi_streams,
+        max_concurrent_uni: c.max_concurrent_uni_streams,
+        stream_receive_window: c.stream_receive_window,
+        receive_window: c.receive_window,
+        send_window: c.send_window,
+    }
+}
+
+fn map_write_error(e: crate::streams::WriteError) -> WriteError {
+    match e {
+        crate::streams::WriteError::Blocked => WriteError::Blocked,
+        crate::streams::WriteError::Stopped(c) => WriteError::Stopped(c),
+        crate::streams::WriteError::ClosedStream => WriteError::ClosedStream,
+    }
+}
+
+fn map_read_error(e: crate::streams::ReadError) -> ReadError {
+    match e {
+        crate::streams::ReadError::Blocked => ReadError::Blocked,
+        crate::streams::ReadError::Reset(c) => ReadError::Reset(c),
+        crate::streams::ReadError::ClosedStream => ReadError::ClosedStream,
     }
 }

@@ -193,6 +193,13 @@ impl AckTracker {
     /// duplicate (or below the duplicate-detection floor, or above
     /// [`MAX_PACKET_NUMBER`]), in which case nothing was
     /// recorded and the caller must drop the packet (RFC 9000 §12.3).
+    /// Whether `pn` was already received (or is below the duplicate-detection floor).
+    /// Check this before processing a packet's frames (RFC 9000 §12.3).
+    pub fn is_duplicate(&self, pn: u64) -> bool {
+        pn < self.dedup_floor || self.received.contains(pn)
+    }
+
+    /// Record a packet that was successfully unprotected.
     pub fn on_packet_received(
         &mut self,
         now: Instant,

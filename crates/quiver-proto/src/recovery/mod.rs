@@ -56,37 +56,7 @@ pub const TIME_THRESHOLD: (u32, u32) = (9, 8);
 /// Persistent congestion threshold (RFC 9002 §7.6.1, kPersistentCongestionThreshold).
 pub const PERSISTENT_CONGESTION_THRESHOLD: u32 = 3;
 
-/// ECN codepoint of a received IP packet (RFC 3168, RFC 9000 §13.4).
-#[derive(Debug, Copy, Clone, Eq, PartialEq, Hash)]
-pub enum EcnCodepoint {
-    /// ECN-Capable Transport (0), bits `0b10`.
-    Ect0,
-    /// ECN-Capable Transport (1), bits `0b01`.
-    Ect1,
-    /// Congestion Experienced, bits `0b11`.
-    Ce,
-}
-
-impl EcnCodepoint {
-    /// Decode the two ECN bits of the IP TOS / traffic-class byte; `None` for Not-ECT.
-    pub fn from_bits(bits: u8) -> Option<Self> {
-        match bits & 0b11 {
-            0b10 => Some(EcnCodepoint::Ect0),
-            0b01 => Some(EcnCodepoint::Ect1),
-            0b11 => Some(EcnCodepoint::Ce),
-            _ => None,
-        }
-    }
-
-    /// The two ECN bits of this codepoint.
-    pub fn bits(self) -> u8 {
-        match self {
-            EcnCodepoint::Ect0 => 0b10,
-            EcnCodepoint::Ect1 => 0b01,
-            EcnCodepoint::Ce => 0b11,
-        }
-    }
-}
+pub use crate::shared::EcnCodepoint;
 
 /// The three ECN counters carried in an ACK frame of type 0x03 (RFC 9000 §19.3.2).
 #[derive(Debug, Copy, Clone, Default, Eq, PartialEq, Hash)]

@@ -1,0 +1,222 @@
+//! Connection-ID bookkeeping (RFC 9000 §5.1): the IDs we issued to the peer and the IDs
+//! the peer issued to us, NEW_CONNECTION_ID and RETIRE_CONNECTION_ID.
+
+use crate::cid::{ConnectionId, ResetToken};
+use crate::error::TransportError;
+use std::collections::{BTreeMap, VecDeque};
+
+/// CIDs of both directions.
+#[derive(Debug)]
+pub(crate) struct CidState {
+    /// Our CIDs that the peer may use, by sequence number.
+    local: BTreeMap<u64, (ConnectionId, ResetToken)>,
+    next_local_seq: u64,
+    /// NEW_CONNECTION_ID frames to (re)send, by sequence number.
+    pub(crate) pending_new: VecDeque<u64>,
+    /// How many CIDs the peer accepts (its active_connection_id_limit).
+    peer_limit: u64,
+    /// CIDs requested from the endpoint and not yet delivered.
+    requested: usize,
+    /// The peer's CIDs we may use, by sequence number.
+    remote: BTreeMap<u64, (ConnectionId, Option<ResetToken>)>,
+    /// Sequence number of the remote CID we currently send to.
+    active_remote: u64,
+    /// Largest retire_prior_to seen.
+    retire_prior_to: u64,
+    /// RETIRE_CONNECTION_ID frames to (re)send.
+    pub(crate) pending_retire: VecDeque<u64>,
+    /// The SCID the peer used in its first packet (checked against its parameters).
+    peer_initial_cid: ConnectionId,
+    local_cid_len: usize,
+    /// How many remote CIDs we are willing to store.
+    local_limit: u64,
+}
+
+impl CidState {
+    pub(crate) fn new(
+        local: ConnectionId,
+        local_token: ResetToken,
+        remote: ConnectionId,
+        local_cid_len: usize,
+    ) -> Self {
+        let mut l = BTreeMap::new();
+        l.insert(0, (local, local_token));
+        let mut r = BTreeMap::new();
+        r.insert(0, (remote, None));
+        Self {
+            local: l,
+            next_local_seq: 1,
+            pending_new: VecDeque::new(),
+            peer_limit: 2,
+            requested: 0,
+            remote: r,
+            active_remote: 0,
+            retire_prior_to: 0,
+            pending_retire: VecDeque::new(),
+            peer_initial_cid: remote,
+            local_cid_len,
+            local_limit: 8,
+        }
+    }
+
+    /// Length of the CIDs we issue (to parse short headers).
+    pub(crate) fn local_cid_len(&self) -> usize {
+        self.local_cid_len
+    }
+
+    /// Set how many remote CIDs we store (our active_connection_id_limit).
+    pub(crate) fn set_local_limit(&mut self, n: u64) {
+        self.local_limit = n.max(2);
+    }
+
+    /// The CID we put in the DCID field.
+    pub(crate) fn remote_cid(&self) -> ConnectionId {
+        self.remote
+            .get(&self.active_remote)
+            .map(|e| e.0)
+            .unwrap_or(ConnectionId::EMPTY)
+    }
+
+    /// Replace the initial remote CID (client: after the server's first Initial).
+    pub(crate) fn set_initial_remote(&mut self, cid: ConnectionId) {
+        self.remote.insert(0, (cid, None));
+        self.peer_initial_cid = cid;
+    }
+
+    pub(crate) fn peer_initial_cid(&self) -> ConnectionId {
+        self.peer_initial_cid
+    }
+
+    pub(crate) fn set_initial_remote_reset_token(&mut self, token: ResetToken) {
+        if let Some(e) = self.remote.get_mut(&0) {
+            e.1 = Some(token);
+        }
+    }
+
+    /// Whether `tail` (the last 16 bytes of a datagram) is a stateless reset for us.
+    pub(crate) fn is_stateless_reset(&self, tail: &[u8]) -> bool {
+        self.remote
+            .values()
+            .any(|(_, t)| t.is_some_and(|t| t.0.as_slice() == tail))
+    }
+
+    /// Our source CID for long headers.
+    pub(crate) fn local_initial_cid(&self) -> ConnectionId {
+        self.local
+            .values()
+            .next()
+            .map(|e| e.0)
+            .unwrap_or(ConnectionId::EMPTY)
+    }
+
+    pub(crate) fn local_cids(&self) -> impl Iterator<Item = ConnectionId> + '_ {
+        self.local.values().map(|e| e.0)
+    }
+
+    pub(crate) fn local_entry(&self, seq: u64) -> Option<(ConnectionId, ResetToken)> {
+        self.local.get(&seq).copied()
+    }
+
+    pub(crate) fn set_peer_cid_limit(&mut self, limit: u64) {
+        self.peer_limit = limit.max(1);
+    }
+
+    /// Whether we should issue more CIDs to the peer.
+    pub(crate) fn wants_more(&self) -> bool {
+        self.local_cid_len > 0
+            && (self.local.len() as u64 + self.requested as u64) < self.peer_limit
+    }
+
+    /// How many CIDs to request from the endpoint now; marks them requested.
+    pub(crate) fn take_wanted(&mut self) -> usize {
+        let have = self.local.len() as u64 + self.requested as u64;
+        let n = self.peer_limit.saturating_sub(have) as usize;
+        self.requested += n;
+        n
+    }
+
+    /// A fresh local CID from the endpoint: remember it and announce it.
+    pub(crate) fn issue(&mut self, cid: ConnectionId, token: ResetToken) {
+        self.requested = self.requested.saturating_sub(1);
+        let seq = self.next_local_seq;
+        self.next_local_seq += 1;
+        self.local.insert(seq, (cid, token));
+        self.pending_new.push_back(seq);
+    }
+
+    /// RETIRE_CONNECTION_ID from the peer. Returns the retired CID, if any.
+    pub(crate) fn on_retire(
+        &mut self,
+        seq: u64,
+        packet_dcid: &ConnectionId,
+    ) -> Result<Option<ConnectionId>, TransportError> {
+        if seq >= self.next_local_seq {
+            return Err(TransportError::PROTOCOL_VIOLATION(
+                "RETIRE_CONNECTION_ID for a sequence number never issued",
+            ));
+        }
+        match self.local.get(&seq) {
+            Some((cid, _)) if cid == packet_dcid => Err(TransportError::PROTOCOL_VIOLATION(
+                "RETIRE_CONNECTION_ID retires the CID of its own packet",
+            )),
+            Some(_) => {
+                let (cid, _) = self.local.remove(&seq).expect("checked above");
+                self.pending_new.retain(|s| *s != seq);
+                Ok(Some(cid))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// NEW_CONNECTION_ID from the peer.
+    pub(crate) fn on_new_cid(
+        &mut self,
+        seq: u64,
+        retire_prior_to: u64,
+        cid: ConnectionId,
+        token: ResetToken,
+    ) -> Result<(), TransportError> {
+        if self.remote_cid().len() == 0 {
+            return Err(TransportError::PROTOCOL_VIOLATION(
+                "NEW_CONNECTION_ID from a peer using zero-length CIDs",
+            ));
+        }
+        if let Some((existing, t)) = self.remote.get(&seq) {
+            if *existing != cid || t.is_some_and(|t| t != token) {
+                return Err(TransportError::PROTOCOL_VIOLATION(
+                    "NEW_CONNECTION_ID reuses a sequence number for a different CID",
+                ));
+            }
+            return Ok(());
+        }
+        if seq < self.retire_prior_to {
+            // Already retired: retire it right away (RFC 9000 §19.15).
+            self.pending_retire.push_back(seq);
+            return Ok(());
+        }
+        self.remote.insert(seq, (cid, Some(token)));
+        if retire_prior_to > self.retire_prior_to {
+            self.retire_prior_to = retire_prior_to;
+            let old: Vec<u64> = self
+                .remote
+                .range(..retire_prior_to)
+                .map(|(s, _)| *s)
+                .collect();
+            for s in old {
+                self.remote.remove(&s);
+                self.pending_retire.push_back(s);
+            }
+            if self.active_remote < retire_prior_to {
+                if let Some((&s, _)) = self.remote.iter().next() {
+                    self.active_remote = s;
+                }
+            }
+        }
+        if self.remote.len() as u64 > self.local_limit {
+            return Err(TransportError::CONNECTION_ID_LIMIT_ERROR(
+                "peer issued more connection IDs than our limit",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,647 @@
+//! Receive path: unprotect packets, process frames (RFC 9000 §12–§19).
+
+use super::{CloseFrame, Connection, ConnectionError, EndpointEvent, Event, State};
+use crate::cid::{ConnectionId, ResetToken, RESET_TOKEN_SIZE};
+use crate::error::TransportError;
+use crate::frame::{self, Frame, PacketKind};
+use crate::packet::{PacketType, PartialDecode};
+use crate::shared::{EcnCodepoint, Epoch, SpaceId};
+use bytes::{Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+impl Connection {
+    pub(super) fn process_datagram(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        ecn: Option<EcnCodepoint>,
+        data: BytesMut,
+    ) {
+        // Keep the tail for stateless-reset detection (RFC 9000 §10.3.1).
+        let mut tail = [0u8; RESET_TOKEN_SIZE];
+        let reset_candidate = data.len() >= 21;
+        if reset_candidate {
+            tail.copy_from_slice(&data[data.len() - RESET_TOKEN_SIZE..]);
+        }
+        let mut rest = Some(data);
+        let mut any_ok = false;
+        let mut first = true;
+        while let Some(d) = rest.take() {
+            let (pd, next) = match PartialDecode::new(d, self.cids.local_cid_len()) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::trace!(?e, "undecodable packet dropped");
+                    break;
+                }
+            };
+            rest = next;
+            // RFC 9000 §12.2: every coalesced packet must carry the same DCID.
+            match self.recv_packet(now, remote, ecn, pd, first) {
+                Ok(true) => any_ok = true,
+                Ok(false) => {}
+                Err(e) => {
+                    self.close_with_error(now, e);
+                    return;
+                }
+            }
+            first = false;
+            if matches!(self.state, State::Draining | State::Drained) {
+                return;
+            }
+        }
+        if any_ok {
+            if self.state == State::Closing {
+                // RFC 9000 §10.2.1: answer packets with the close, at a limited rate.
+                self.close_pending = true;
+            }
+        } else if reset_candidate && self.cids.is_stateless_reset(&tail) {
+            self.kill(ConnectionError::Reset);
+        }
+    }
+
+    /// Process one packet. `Ok(false)`: dropped without effect.
+    fn recv_packet(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        ecn: Option<EcnCodepoint>,
+        pd: PartialDecode,
+        first_in_datagram: bool,
+    ) -> Result<bool, TransportError> {
+        let (epoch, kind) = match pd.kind() {
+            PacketType::Initial => (Epoch::Initial, PacketKind::Initial),
+            PacketType::Handshake => (Epoch::Handshake, PacketKind::Handshake),
+            PacketType::Short => (Epoch::Data, PacketKind::OneRtt),
+            PacketType::VersionNegotiate => {
+                self.on_version_negotiation(pd, first_in_datagram);
+                return Ok(false);
+            }
+            // No 0-RTT accepted, and Retry is not supported by this client yet.
+            PacketType::ZeroRtt | PacketType::Retry => return Ok(false),
+        };
+        if pd.is_long() && pd.version() != Some(self.version) {
+            return Ok(false);
+        }
+        let src_cid = pd.src_cid().copied();
+        let dst_cid = *pd.dst_cid();
+        let level = &self.levels[epoch.idx()];
+        let Some(keys) = level.remote.as_ref() else {
+            return Ok(false); // keys not yet available or already discarded
+        };
+        let mut packet = match pd.finish(Some(&*keys.header)) {
+            Ok(p) => p,
+            Err(_) => return Ok(false),
+        };
+        let space_idx = Self::space_for_epoch(epoch);
+        let expected = self.spaces[space_idx]
+            .acks
+            .largest()
+            .map_or(0, |l| l + 1);
+        let Some(number) = packet.number() else {
+            return Ok(false);
+        };
+        let pn = number.expand(expected);
+
+        if epoch == Epoch::Data {
+            if !self.decrypt_1rtt(now, &mut packet, pn) {
+                return Ok(false);
+            }
+        } else {
+            let Some(keys) = self.levels[epoch.idx()].remote.as_ref() else {
+                return Ok(false);
+            };
+            if packet.decrypt(&*keys.packet, pn).is_err() {
+                return Ok(false);
+            }
+        }
+        // Authenticated from here on.
+        if packet.reserved_bits() != 0 {
+            return Err(TransportError::PROTOCOL_VIOLATION(
+                "reserved header bits are not zero",
+            ));
+        }
+        if self.spaces[space_idx].acks.is_duplicate(pn) {
+            return Ok(false);
+        }
+        self.stats.packets_rx += 1;
+
+        // First packets fix the peer's connection ID (RFC 9000 §7.2).
+        if epoch == Epoch::Initial && self.side.is_client() && !self.got_server_initial {
+            self.got_server_initial = true;
+            if let Some(scid) = src_cid {
+                self.cids.set_initial_remote(scid);
+            }
+        }
+        if epoch == Epoch::Handshake && self.side.is_server() {
+            // RFC 9000 §8.1 address validation; RFC 9001 §4.9.1 Initial discard.
+            self.path.validated = true;
+            self.discard_level(now, Epoch::Initial);
+        }
+        if remote != self.path.remote && epoch == Epoch::Data && self.side.is_server() {
+            // NAT rebinding or migration: follow the peer (path validation of the new
+            // address is not implemented yet; see the crate docs).
+            self.path.remote = remote;
+        }
+
+        let payload = packet.payload.freeze();
+        let ack_eliciting = self.process_frames(now, epoch, kind, payload, &dst_cid)?;
+        self.spaces[space_idx]
+            .acks
+            .on_packet_received(now, pn, ack_eliciting, ecn);
+        if ack_eliciting || epoch != Epoch::Data {
+            self.reset_idle_timer(now);
+        } else {
+            self.reset_idle_timer(now);
+        }
+        if self.state == State::Handshake && !self.tls.is_handshaking() {
+            self.on_handshake_complete(now)?;
+        }
+        Ok(true)
+    }
+
+    /// Decrypt a 1-RTT packet, handling key phase changes (RFC 9001 §6).
+    fn decrypt_1rtt(
+        &mut self,
+        now: Instant,
+        packet: &mut crate::packet::Packet,
+        pn: u64,
+    ) -> bool {
+        let phase = packet.header.key_phase();
+        if phase == self.key_update.phase {
+            let Some(keys) = self.levels[2].remote.as_ref() else {
+                return false;
+            };
+            if packet.decrypt(&*keys.packet, pn).is_err() {
+                return false;
+            }
+            if self.key_update.first_pn_in_phase.is_none_or(|f| pn < f) {
+                self.key_update.first_pn_in_phase = Some(pn);
+            }
+            return true;
+        }
+        // Different phase: an old packet from the previous phase, or a key update.
+        if let (Some(prev), Some(first)) = (
+            self.key_update.prev_remote.as_ref(),
+            self.key_update.first_pn_in_phase,
+        ) {
+            if pn < first {
+                return packet.decrypt(&**prev, pn).is_ok();
+            }
+        }
+        self.prepare_next_keys();
+        let Some(next) = self.key_update.next_remote.as_ref() else {
+            return false;
+        };
+        if packet.decrypt(&**next, pn).is_err() {
+            return false;
+        }
+        // The peer updated keys: follow (RFC 9001 §6.2).
+        let (Some(next_remote), Some(next_local)) = (
+            self.key_update.next_remote.take(),
+            self.key_update.next_local.take(),
+        ) else {
+            return false;
+        };
+        if let Some(level) = self.levels[2].remote.as_mut() {
+            let old = std::mem::replace(&mut level.packet, next_remote);
+            self.key_update.prev_remote = Some(old);
+        }
+        if let Some(level) = self.levels[2].local.as_mut() {
+            level.packet = next_local;
+        }
+        self.key_update.phase = !self.key_update.phase;
+        self.key_update.first_pn_in_phase = Some(pn);
+        self.prepare_next_keys();
+        self.timers
+            .set(super::Timer::KeyDiscard, now + 3 * self.pto_duration());
+        self.stats.key_updates += 1;
+        true
+    }
+
+    fn on_version_negotiation(&mut self, pd: PartialDecode, first_in_datagram: bool) {
+        // RFC 9000 §6.2: only before any other packet was processed, only on a client.
+        if self.side.is_server() || !first_in_datagram || self.stats.packets_rx > 0 {
+            return;
+        }
+        let Ok(packet) = pd.finish(None) else {
+            return;
+        };
+        if packet.versions().any(|v| v == self.version) {
+            return; // must be ignored
+        }
+        self.kill(ConnectionError::VersionMismatch);
+    }
+
+    /// Process all frames of a packet. Returns whether it was ack-eliciting.
+    fn process_frames(
+        &mut self,
+        now: Instant,
+        epoch: Epoch,
+        kind: PacketKind,
+        payload: Bytes,
+        dst_cid: &ConnectionId,
+    ) -> Result<bool, TransportError> {
+        let mut ack_eliciting = false;
+        let mut crypto_seen = false;
+        for frame in frame::Iter::new(payload) {
+            let frame = frame?;
+            let ty = frame.ty();
+            if !frame.allowed_in(kind) {
+                return Err(TransportError::PROTOCOL_VIOLATION("frame not allowed in this packet type")
+                    .with_frame(ty));
+            }
+            if frame.is_ack_eliciting() {
+                ack_eliciting = true;
+            }
+            if matches!(self.state, State::Closing) {
+                // RFC 9000 §10.2.1: only look for the peer's close.
+                match frame {
+                    Frame::ConnectionClose(_) | Frame::ApplicationClose(_) => {}
+                    _ => continue,
+                }
+            }
+            self.process_frame(now, epoch, frame, dst_cid, &mut crypto_seen)
+                .map_err(|e| if e.frame.is_none() { e.with_frame(ty) } else { e })?;
+            if matches!(self.state, State::Draining | State::Drained) {
+                break;
+            }
+        }
+        if crypto_seen {
+            self.feed_tls(epoch)?;
+        }
+        Ok(ack_eliciting)
+    }
+
+    fn process_frame(
+        &mut self,
+        now: Instant,
+        epoch: Epoch,
+        frame: Frame,
+        dst_cid: &ConnectionId,
+        crypto_seen: &mut bool,
+    ) -> Result<(), TransportError> {
+        match frame {
+            Frame::Padding(_) | Frame::Ping => {}
+            Frame::Ack(ack) => self.on_ack_frame(now, epoch, ack)?,
+            Frame::Crypto(c) => {
+                self.levels[epoch.idx()]
+                    .crypto_recv
+                    .insert(c.offset, c.data)?;
+                *crypto_seen = true;
+            }
+            Frame::Stream(s) => self.streams.on_stream_frame(s.id, s.offset, s.data, s.fin)?,
+            Frame::ResetStream(r) => {
+                self.streams
+                    .on_reset_stream(r.id, r.error_code, r.final_size)?
+            }
+            Frame::StopSending(s) => self.streams.on_stop_sending(s.id, s.error_code)?,
+            Frame::MaxData(v) => self.streams.on_max_data(v.into_inner())?,
+            Frame::MaxStreamData { id, offset } => self.streams.on_max_stream_data(id, offset)?,
+            Frame::MaxStreams { dir, count } => self.streams.on_max_streams(dir, count)?,
+            Frame::DataBlocked { offset } => self.streams.on_data_blocked(offset)?,
+            Frame::StreamDataBlocked { id, offset } => {
+                self.streams.on_stream_data_blocked(id, offset)?
+            }
+            Frame::StreamsBlocked { dir, limit } => self.streams.on_streams_blocked(dir, limit)?,
+            Frame::NewToken(_) => {
+                if self.side.is_server() {
+                    return Err(TransportError::PROTOCOL_VIOLATION("NEW_TOKEN sent by a client"));
+                }
+                // Tokens are not used for 0-RTT/validation yet: ignore.
+            }
+            Frame::NewConnectionId(n) => {
+                self.cids
+                    .on_new_cid(n.sequence, n.retire_prior_to, n.id, n.reset_token)?;
+            }
+            Frame::RetireConnectionId { sequence } => {
+                if let Some(cid) = self.cids.on_retire(sequence, dst_cid)? {
+                    self.endpoint_events.push_back(EndpointEvent::RetireCid(cid));
+                }
+            }
+            Frame::PathChallenge(token) => {
+                if self.path_responses.len() < 4 {
+                    self.path_responses.push_back(token);
+                }
+            }
+            Frame::PathResponse(_) => {} // we never send PATH_CHALLENGE yet
+            Frame::ConnectionClose(c) => {
+                let reason = ConnectionError::ConnectionClosed {
+                    code: c.error_code,
+                    frame_type: c.frame_type,
+                    reason: c.reason,
+                };
+                self.enter_draining(now, reason);
+            }
+            Frame::ApplicationClose(c) => {
+                let reason = ConnectionError::ApplicationClosed {
+                    code: c.error_code,
+                    reason: c.reason,
+                };
+                self.enter_draining(now, reason);
+            }
+            Frame::HandshakeDone => {
+                if self.side.is_server() {
+                    return Err(TransportError::PROTOCOL_VIOLATION(
+                        "HANDSHAKE_DONE sent by a client",
+                    ));
+                }
+                self.confirm_handshake(now);
+            }
+            Frame::Datagram(d) => {
+                let Some(limit) = self.config.datagram_receive_buffer_size else {
+                    return Err(TransportError::PROTOCOL_VIOLATION(
+                        "DATAGRAM received but not advertised",
+                    ));
+                };
+                if d.data.len() > limit {
+                    return Ok(()); // cannot buffer it at all; datagrams are unreliable
+                }
+                let q = &mut self.datagrams;
+                while q.recv_bytes + d.data.len() > limit {
+                    match q.recv.pop_front() {
+                        Some(old) => q.recv_bytes -= old.len(),
+                        None => break,
+                    }
+                }
+                q.recv_bytes += d.data.len();
+                q.recv.push_back(d.data);
+                self.events.push_back(Event::DatagramReceived);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deliver contiguous CRYPTO data of `epoch` to TLS.
+    fn feed_tls(&mut self, epoch: Epoch) -> Result<(), TransportError> {
+        while let Some(chunk) = self.levels[epoch.idx()].crypto_recv.read() {
+            if epoch == Epoch::Data && self.side.is_server() {
+                return Err(TransportError::PROTOCOL_VIOLATION(
+                    "client sent post-handshake CRYPTO data",
+                ));
+            }
+            self.tls.read_handshake(&chunk)?;
+        }
+        self.drive_tls()
+    }
+
+    /// Process an ACK frame (RFC 9002 §A.7).
+    fn on_ack_frame(
+        &mut self,
+        now: Instant,
+        epoch: Epoch,
+        ack: frame::Ack,
+    ) -> Result<(), TransportError> {
+        let idx = Self::space_for_epoch(epoch);
+        let delay = if epoch == Epoch::Data {
+            let micros = ack
+                .delay
+                .checked_shl(u32::from(self.peer_ack_delay_exponent))
+                .unwrap_or(u64::MAX);
+            Duration::from_micros(micros)
+        } else {
+            Duration::ZERO
+        };
+        let ecn = ack.ecn.map(|e| crate::recovery::EcnCounts {
+            ect0: e.ect0,
+            ect1: e.ect1,
+            ce: e.ce,
+        });
+        let outcome = self.spaces[idx].sent.on_ack_received(
+            now,
+            ack.iter_ranges(),
+            delay,
+            ecn.as_ref(),
+            &mut self.rtt,
+            self.handshake_confirmed,
+        )?;
+        if outcome.rtt_sample.is_some() && self.first_rtt_sample.is_none() {
+            self.first_rtt_sample = Some(now);
+        }
+        if outcome.newly_acked.is_empty() {
+            return Ok(());
+        }
+        // RFC 9002 §6.2.1: reset the PTO backoff, except for a client that is not yet
+        // sure the server validated its address.
+        if self.handshake_confirmed || self.side.is_server() || epoch != Epoch::Initial {
+            self.pto_count = 0;
+        }
+        let acked = crate::cc::AckedPacket::from_sent(&outcome.newly_acked);
+        for (_, p) in &outcome.newly_acked {
+            self.rate.on_packet_acked(now, p);
+        }
+        let in_flight = self.bytes_in_flight();
+        let mut sample =
+            crate::cc::AckSample::new(&acked, &self.rtt, outcome.rtt_sample, in_flight);
+        sample.delivery = self.rate.take_sample(self.rtt.min());
+        sample.app_limited = self.rate.is_app_limited();
+        sample.ecn = ecn;
+        self.cc.on_ack(now, &sample);
+        if outcome.ecn_ce_increase > 0 {
+            if let Some(t) = outcome.largest_newly_acked_sent {
+                let ev = crate::cc::CongestionEvent::ecn(t, in_flight);
+                self.cc.on_congestion_event(now, &ev);
+            }
+        }
+        for (_, p) in outcome.newly_acked {
+            self.on_packet_acked(epoch, p.info);
+        }
+        if !outcome.lost.is_empty() {
+            self.on_packets_lost(now, idx, outcome.lost);
+        }
+        Ok(())
+    }
+
+    fn on_packet_acked(&mut self, epoch: Epoch, info: super::spaces::SentFrames) {
+        let lvl = &mut self.levels[epoch.idx()];
+        for r in info.crypto {
+            lvl.crypto_send.on_ack(r);
+        }
+        let idx = Self::space_for_epoch(epoch);
+        if let Some(l) = info.largest_acked_in_ack {
+            self.spaces[idx].acks.on_ack_of_ack(l);
+        }
+        if info.handshake_done {
+            self.handshake_done_pending = false;
+        }
+        self.streams.on_packet_acked(&info.streams);
+    }
+
+    /// Requeue the contents of lost packets and tell congestion control.
+    pub(super) fn on_packets_lost(
+        &mut self,
+        now: Instant,
+        space_idx: usize,
+        lost: Vec<(u64, crate::recovery::SentPacket<super::spaces::SentFrames>)>,
+    ) {
+        let persistent =
+            crate::recovery::pto::persistent_congestion_in(&lost, &self.rtt, self.first_rtt_sample);
+        let in_flight = self.bytes_in_flight();
+        if let Some(ev) = crate::cc::CongestionEvent::loss(&lost, persistent, in_flight) {
+            self.cc.on_congestion_event(now, &ev);
+        }
+        let epoch = self.spaces[space_idx].id.epoch();
+        for (_, p) in lost {
+            self.stats.packets_lost += 1;
+            let info = p.info;
+            for r in info.crypto {
+                self.levels[epoch.idx()].crypto_send.on_lost(r);
+            }
+            if info.handshake_done && !self.handshake_confirmed_by_peer() {
+                self.handshake_done_pending = true;
+            }
+            for seq in info.new_cids {
+                if self.cids.local_entry(seq).is_some() {
+                    self.cids.pending_new.push_back(seq);
+                }
+            }
+            for seq in info.retire_cids {
+                self.cids.pending_retire.push_back(seq);
+            }
+            self.streams.on_packet_lost(info.streams);
+        }
+    }
+
+    fn handshake_confirmed_by_peer(&self) -> bool {
+        false
+    }
+
+    /// Loss-detection timer fired (RFC 9002 §A.9).
+    pub(super) fn on_loss_detection_timeout(&mut self, now: Instant) {
+        if let Some((idx, _)) = self.earliest_loss_time() {
+            let lost = self.spaces[idx].sent.detect_lost(now, &self.rtt);
+            if !lost.is_empty() {
+                self.on_packets_lost(now, idx, lost);
+            }
+            return;
+        }
+        self.pto_count = self.pto_count.saturating_add(1);
+        self.cc.on_pto(now);
+        if self.ack_eliciting_in_flight() == 0 && !self.peer_completed_address_validation() {
+            // Client anti-deadlock probe (RFC 9002 §6.2.2.1).
+            let idx = if self.levels[1].has_keys() { 1 } else { 0 };
+            self.spaces[idx].probes = 1;
+            self.levels[idx].crypto_send.requeue_unacked();
+            return;
+        }
+        if let Some((idx, _)) = self.pto_time_and_space() {
+            self.spaces[idx].probes = 2;
+            if idx < 2 {
+                self.levels[idx].crypto_send.requeue_unacked();
+            }
+        }
+    }
+
+    pub(super) fn peer_completed_address_validation(&self) -> bool {
+        // RFC 9002 §A.6: the server validated us once it sent Handshake keys-acks or
+        // the handshake is confirmed.
+        self.side.is_server() || self.handshake_confirmed || self.spaces[1].sent.largest_acked().is_some()
+    }
+
+    pub(super) fn bytes_in_flight(&self) -> u64 {
+        self.spaces.iter().map(|s| s.sent.bytes_in_flight()).sum()
+    }
+
+    fn ack_eliciting_in_flight(&self) -> u64 {
+        self.spaces
+            .iter()
+            .map(|s| s.sent.ack_eliciting_in_flight())
+            .sum()
+    }
+
+    fn earliest_loss_time(&self) -> Option<(usize, Instant)> {
+        self.spaces
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.sent.loss_time().map(|t| (i, t)))
+            .min_by_key(|(_, t)| *t)
+    }
+
+    /// RFC 9002 §A.8 GetPtoTimeAndSpace.
+    fn pto_time_and_space(&self) -> Option<(usize, Instant)> {
+        let backoff = 2u32.saturating_pow(self.pto_count.min(16));
+        let mut best: Option<(usize, Instant)> = None;
+        for (i, s) in self.spaces.iter().enumerate() {
+            if s.sent.ack_eliciting_in_flight() == 0 {
+                continue;
+            }
+            let mut dur = self.rtt.pto_base() * backoff;
+            if matches!(s.id, SpaceId::Data(_)) {
+                if !self.handshake_confirmed {
+                    continue;
+                }
+                dur += self.peer_max_ack_delay * backoff;
+            }
+            let Some(t) = s.sent.time_of_last_ack_eliciting() else {
+                continue;
+            };
+            let at = t + dur;
+            if best.is_none_or(|(_, b)| at < b) {
+                best = Some((i, at));
+            }
+        }
+        best
+    }
+
+    /// RFC 9002 §A.8 SetLossDetectionTimer.
+    pub(super) fn update_loss_timer(&mut self, now: Instant) {
+        use super::Timer;
+        if matches!(self.state, State::Closing | State::Draining | State::Drained) {
+            self.timers.stop(Timer::LossDetection);
+            return;
+        }
+        if let Some((_, t)) = self.earliest_loss_time() {
+            self.timers.set(Timer::LossDetection, t);
+            return;
+        }
+        if self.side.is_server() && !self.path.validated && self.amplification_blocked() {
+            self.timers.stop(Timer::LossDetection);
+            return;
+        }
+        if self.ack_eliciting_in_flight() == 0 && self.peer_completed_address_validation() {
+            self.timers.stop(Timer::LossDetection);
+            return;
+        }
+        match self.pto_time_and_space() {
+            Some((_, t)) => self.timers.set(Timer::LossDetection, t),
+            None => {
+                // Client without ack-eliciting data in flight before validation.
+                let backoff = 2u32.saturating_pow(self.pto_count.min(16));
+                self.timers
+                    .set(Timer::LossDetection, now + self.rtt.pto_base() * backoff);
+            }
+        }
+    }
+
+    pub(super) fn amplification_blocked(&self) -> bool {
+        !self.path.validated && self.path.bytes_sent >= 3 * self.path.bytes_received
+    }
+
+    pub(super) fn update_ack_timer(&mut self) {
+        let t = self
+            .spaces
+            .iter()
+            .filter(|s| self.levels[s.id.epoch().idx()].has_keys())
+            .filter_map(|s| s.acks.ack_deadline())
+            .min();
+        self.timers.set_opt(super::Timer::AckDelay, t);
+    }
+
+    #[allow(dead_code)]
+    fn close_frame_for(&self, epoch: Epoch) -> Option<CloseFrame> {
+        let c = self.close.clone()?;
+        Some(match (c, epoch) {
+            // RFC 9000 §10.2.3: hide application closes before 1-RTT.
+            (CloseFrame::Application { .. }, Epoch::Initial | Epoch::Handshake) => {
+                CloseFrame::Transport(TransportError::new(
+                    crate::error::TransportErrorCode::APPLICATION_ERROR,
+                    "",
+                ))
+            }
+            (c, _) => c,
+        })
+    }
+}
+
+#[allow(dead_code)]
+fn _unused(_: ResetToken) {}
