@@ -1,17 +1,480 @@
-//! `quiver interop` — placeholder until the runtime lands.
+//! `quiver interop` — client and server following the quic-interop-runner conventions.
+//!
+//! Both speak `hq-interop` (HTTP/0.9 over QUIC): the client opens one bidirectional
+//! stream per file, sends `GET /path\r\n` and FIN; the server answers with the file's
+//! bytes and FIN, or resets the stream with one of the [`hq`] error codes.
+//!
+//! Environment, as set by the runner:
+//! - `TESTCASE`: the test being run. Supported: `handshake`, `transfer`, `multiplexing`,
+//!   `chacha20` (the client offers only ChaCha20-Poly1305), `longrtt`. Anything else exits
+//!   with code 127 ("unsupported"). Unset means a plain transfer.
+//! - `REQUESTS`: space-separated URLs, used by the client when none are given as
+//!   arguments.
+//! - `SSLKEYLOGFILE`: TLS secrets are appended there (both sides).
 
-use clap::Subcommand;
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use quiver::tls::{self, CipherSuites};
+use quiver::{ClientConfig, Connection, Endpoint, ServerConfig, VarInt};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// ALPN of HTTP/0.9 over QUIC as used by the interop runner.
+const ALPN: &[u8] = b"hq-interop";
+/// Exit code the runner reads as "test case not supported".
+const EXIT_UNSUPPORTED: i32 = 127;
+/// Largest request line the server accepts.
+const MAX_REQUEST: usize = 8 * 1024;
+/// How long the client waits for its CONNECTION_CLOSE to go out before exiting.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// The interop runner requires servers to cap concurrent bidirectional streams at 1000
+/// or fewer in the `multiplexing` test; the client must cope with the limit.
+const SERVER_MAX_BIDI_STREAMS: u64 = 100;
+
+/// Stream reset codes the server uses (hq-interop defines none; these are ours).
+pub mod hq {
+    /// The request line could not be parsed, or names a path outside the root.
+    pub const BAD_REQUEST: u32 = 0x1;
+    /// The requested file does not exist.
+    pub const NOT_FOUND: u32 = 0x2;
+    /// Reading the file failed.
+    pub const INTERNAL_ERROR: u32 = 0x3;
+}
 
 /// Interop sub-commands.
 #[derive(Subcommand, Debug)]
 pub enum InteropCommand {
-    /// Serve files over hq-interop.
-    Server,
-    /// Download URLs over hq-interop.
-    Client,
+    /// Serve files over hq-interop (HTTP/0.9 over QUIC).
+    Server(ServerArgs),
+    /// Download URLs over hq-interop, all on one connection.
+    ///
+    /// WARNING: the client does NOT verify the server's certificate (it still checks
+    /// the handshake signature). This is for interop testing with self-signed
+    /// certificates only; never use it against a server you need to trust.
+    Client(ClientArgs),
+}
+
+/// Arguments of `quiver interop server`.
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// UDP address to listen on.
+    #[arg(long, default_value = "[::]:443")]
+    pub listen: SocketAddr,
+    /// Directory whose files are served.
+    #[arg(long, default_value = "/www")]
+    pub www: PathBuf,
+    /// Certificate chain (PEM); a self-signed certificate is generated when omitted.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
+/// Arguments of `quiver interop client`.
+#[derive(Args, Debug)]
+pub struct ClientArgs {
+    /// Directory the files are written to (created if missing).
+    #[arg(long, default_value = "/downloads")]
+    pub downloads: PathBuf,
+    /// URLs like https://server:443/file, all on the same server; taken from $REQUESTS
+    /// when none are given.
+    pub urls: Vec<String>,
+}
+
+/// The interop runner test cases we implement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TestCase {
+    Handshake,
+    Transfer,
+    Multiplexing,
+    ChaCha20,
+    LongRtt,
+}
+
+impl TestCase {
+    /// From `$TESTCASE`; `Ok(None)` for an unsupported test, `Transfer` when unset.
+    fn from_env() -> Option<Self> {
+        match std::env::var("TESTCASE") {
+            Err(_) => Some(TestCase::Transfer),
+            Ok(name) => match name.as_str() {
+                "" | "transfer" => Some(TestCase::Transfer),
+                "handshake" => Some(TestCase::Handshake),
+                "multiplexing" => Some(TestCase::Multiplexing),
+                "chacha20" => Some(TestCase::ChaCha20),
+                "longrtt" => Some(TestCase::LongRtt),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// Run an interop sub-command; returns the process exit code.
-pub fn run(_cmd: InteropCommand) -> anyhow::Result<i32> {
-    anyhow::bail!("interop endpoints are not built yet")
+pub fn run(cmd: InteropCommand) -> anyhow::Result<i32> {
+    let Some(testcase) = TestCase::from_env() else {
+        eprintln!(
+            "quiver: test case {:?} is not supported",
+            std::env::var("TESTCASE").unwrap_or_default()
+        );
+        return Ok(EXIT_UNSUPPORTED);
+    };
+    tracing::info!(?testcase, "interop");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    match cmd {
+        InteropCommand::Server(args) => runtime.block_on(server(args)),
+        InteropCommand::Client(args) => runtime.block_on(client(args, testcase)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// server
+
+async fn server(args: ServerArgs) -> anyhow::Result<i32> {
+    std::fs::read_dir(&args.www)
+        .with_context(|| format!("cannot read www directory {}", args.www.display()))?;
+    let root = args
+        .www
+        .canonicalize()
+        .with_context(|| format!("cannot resolve www directory {}", args.www.display()))?;
+    let (certs, key) = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => tls::load_pem(cert, key).context("loading --cert/--key")?,
+        _ => tls::self_signed(&["localhost"]).context("generating a self-signed certificate")?,
+    };
+    let crypto = tls::server_config(certs, key, &[ALPN]).context("TLS configuration")?;
+    let mut config = ServerConfig::new(Arc::new(crypto));
+    config.transport = Arc::new(quiver::TransportConfig {
+        max_concurrent_bidi_streams: SERVER_MAX_BIDI_STREAMS,
+        ..Default::default()
+    });
+    let endpoint = Endpoint::server(config, args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    eprintln!(
+        "quiver: serving {} on {}",
+        root.display(),
+        endpoint.local_addr()?
+    );
+    let root = Arc::new(root);
+    while let Some(conn) = endpoint.accept().await {
+        tracing::info!(remote = %conn.remote_address(), "connection");
+        tokio::spawn(serve_connection(conn, root.clone()));
+    }
+    Ok(0)
+}
+
+async fn serve_connection(conn: Connection, root: Arc<PathBuf>) {
+    loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                tokio::spawn(serve_request(send, recv, root.clone()));
+            }
+            Err(e) => {
+                tracing::info!(remote = %conn.remote_address(), "connection ended: {e}");
+                return;
+            }
+        }
+    }
+}
+
+async fn serve_request(
+    mut send: quiver::SendStream,
+    mut recv: quiver::RecvStream,
+    root: Arc<PathBuf>,
+) {
+    let request = match recv.read_to_end(MAX_REQUEST).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(stream = %send.id(), "bad request: {e}");
+            let _ = send.reset(VarInt::from_u32(hq::BAD_REQUEST));
+            return;
+        }
+    };
+    let path = match parse_request(&request).and_then(|p| resolve(&root, p)) {
+        Ok(p) => p,
+        Err(code) => {
+            tracing::debug!(stream = %send.id(), code, "rejected request");
+            let _ = send.reset(VarInt::from_u32(code));
+            return;
+        }
+    };
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::debug!(path = %path.display(), "not found: {e}");
+            let _ = send.reset(VarInt::from_u32(hq::NOT_FOUND));
+            return;
+        }
+    };
+    match tokio::io::copy(&mut file, &mut send).await {
+        Ok(n) => {
+            tracing::debug!(path = %path.display(), bytes = n, "served");
+            let _ = send.finish();
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), "transfer failed: {e}");
+            let _ = send.reset(VarInt::from_u32(hq::INTERNAL_ERROR));
+        }
+    }
+}
+
+/// The path of `GET /path\r\n` (the `\r` is optional, as is the final newline).
+fn parse_request(request: &[u8]) -> Result<&str, u32> {
+    let line = std::str::from_utf8(request).map_err(|_| hq::BAD_REQUEST)?;
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    let path = line.strip_prefix("GET ").ok_or(hq::BAD_REQUEST)?.trim();
+    if path.is_empty() || path.contains(['\r', '\n']) {
+        return Err(hq::BAD_REQUEST);
+    }
+    Ok(path)
+}
+
+/// Map a request path to a file below `root`, refusing anything that could leave it
+/// (`..`, absolute components, or a symlink pointing outside).
+fn resolve(root: &Path, path: &str) -> Result<PathBuf, u32> {
+    let relative = Path::new(path.trim_start_matches('/'));
+    if relative.as_os_str().is_empty()
+        || !relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(hq::BAD_REQUEST);
+    }
+    let full = root.join(relative);
+    let canonical = full.canonicalize().map_err(|_| hq::NOT_FOUND)?;
+    if !canonical.starts_with(root) {
+        return Err(hq::BAD_REQUEST);
+    }
+    if !canonical.is_file() {
+        return Err(hq::NOT_FOUND);
+    }
+    Ok(canonical)
+}
+
+// ---------------------------------------------------------------------------------------
+// client
+
+/// One parsed `https://authority/path` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Url {
+    host: String,
+    port: u16,
+    path: String,
+}
+
+fn parse_url(url: &str) -> anyhow::Result<Url> {
+    let rest = url
+        .strip_prefix("https://")
+        .with_context(|| format!("{url}: only https:// URLs are supported"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, "/"),
+    };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .with_context(|| format!("{url}: unterminated IPv6 address"))?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => bail!("{url}: bad authority"),
+        };
+        (host, port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        bail!("{url}: missing host");
+    }
+    let port = match port {
+        Some(p) => p
+            .parse()
+            .with_context(|| format!("{url}: bad port {p:?}"))?,
+        None => 443,
+    };
+    Ok(Url {
+        host: host.to_string(),
+        port,
+        path: path.to_string(),
+    })
+}
+
+/// Where a download is stored: its path below `downloads`, refusing `..`.
+fn download_path(downloads: &Path, url_path: &str) -> anyhow::Result<PathBuf> {
+    let relative = Path::new(url_path.trim_start_matches('/'));
+    if relative.as_os_str().is_empty()
+        || !relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        bail!("{url_path}: not a file path");
+    }
+    Ok(downloads.join(relative))
+}
+
+async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
+    let urls = if args.urls.is_empty() {
+        std::env::var("REQUESTS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    } else {
+        args.urls
+    };
+    if urls.is_empty() {
+        bail!("no URLs given (as arguments or in $REQUESTS)");
+    }
+    let urls = urls
+        .iter()
+        .map(|u| parse_url(u))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let first = urls.first().context("no URLs")?.clone();
+    if let Some(other) = urls
+        .iter()
+        .find(|u| u.host != first.host || u.port != first.port)
+    {
+        bail!(
+            "all URLs must be on one server: {}:{} and {}:{}",
+            first.host,
+            first.port,
+            other.host,
+            other.port
+        );
+    }
+    std::fs::create_dir_all(&args.downloads)
+        .with_context(|| format!("cannot create {}", args.downloads.display()))?;
+    let remote = tokio::net::lookup_host((first.host.as_str(), first.port))
+        .await
+        .with_context(|| format!("cannot resolve {}", first.host))?
+        .next()
+        .with_context(|| format!("{} has no address", first.host))?;
+
+    let suites = if testcase == TestCase::ChaCha20 {
+        CipherSuites::ChaCha20Only
+    } else {
+        CipherSuites::All
+    };
+    let crypto = tls::insecure_client_config(&[ALPN], suites).context("TLS configuration")?;
+    let bind: SocketAddr = if remote.is_ipv6() {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let endpoint = Endpoint::client(bind).context("binding the client socket")?;
+    let conn = endpoint
+        .connect_with(ClientConfig::new(Arc::new(crypto)), remote, &first.host)
+        .with_context(|| format!("connecting to {remote}"))?
+        .await
+        .with_context(|| format!("handshake with {remote}"))?;
+    tracing::info!(%remote, "connected");
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for url in urls {
+        let conn = conn.clone();
+        let downloads = args.downloads.clone();
+        tasks.spawn(async move {
+            let result = download(&conn, &downloads, &url.path).await;
+            (url.path, result)
+        });
+    }
+    let mut failures = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((_, Ok(()))) => {}
+            Ok((path, Err(e))) => {
+                failures += 1;
+                eprintln!("quiver: download of {path} failed: {e:#}");
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("quiver: download task failed: {e}");
+            }
+        }
+    }
+    conn.close(VarInt::from_u32(0), b"done");
+    drop(conn);
+    // Let the CONNECTION_CLOSE reach the server, but do not hang on an absent peer.
+    let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
+    Ok(if failures == 0 { 0 } else { 1 })
+}
+
+async fn download(conn: &Connection, downloads: &Path, path: &str) -> anyhow::Result<()> {
+    let target = download_path(downloads, path)?;
+    let (mut send, mut recv) = conn.open_bi().await.context("opening a stream")?;
+    send.write_all(format!("GET {path}\r\n").as_bytes())
+        .await
+        .context("sending the request")?;
+    send.finish().context("finishing the request")?;
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut file = tokio::fs::File::create(&target)
+        .await
+        .with_context(|| format!("creating {}", target.display()))?;
+    let n = tokio::io::copy(&mut recv, &mut file)
+        .await
+        .context("receiving the response")?;
+    tokio::io::AsyncWriteExt::flush(&mut file)
+        .await
+        .with_context(|| format!("writing {}", target.display()))?;
+    tracing::info!(path, bytes = n, "downloaded");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_requests() {
+        assert_eq!(parse_request(b"GET /a.txt\r\n"), Ok("/a.txt"));
+        assert_eq!(parse_request(b"GET /a.txt\n"), Ok("/a.txt"));
+        assert_eq!(parse_request(b"GET /a.txt"), Ok("/a.txt"));
+        assert_eq!(parse_request(b"POST /a.txt\r\n"), Err(hq::BAD_REQUEST));
+        assert_eq!(parse_request(b"GET \r\n"), Err(hq::BAD_REQUEST));
+        assert_eq!(parse_request(b"\xff\xfe"), Err(hq::BAD_REQUEST));
+    }
+
+    #[test]
+    fn refuses_traversal() {
+        let root = std::env::temp_dir();
+        assert_eq!(resolve(&root, "/../etc/passwd"), Err(hq::BAD_REQUEST));
+        assert_eq!(resolve(&root, "/a/../../b"), Err(hq::BAD_REQUEST));
+        assert_eq!(resolve(&root, "/"), Err(hq::BAD_REQUEST));
+        assert!(download_path(&root, "/../x").is_err());
+        assert_eq!(
+            download_path(Path::new("/d"), "/x/y.bin").ok(),
+            Some(PathBuf::from("/d/x/y.bin"))
+        );
+    }
+
+    #[test]
+    fn parses_urls() {
+        let u = parse_url("https://server4:443/file.bin").expect("url");
+        assert_eq!(
+            u,
+            Url {
+                host: "server4".into(),
+                port: 443,
+                path: "/file.bin".into()
+            }
+        );
+        let u = parse_url("https://[::1]:4433/x").expect("v6 url");
+        assert_eq!((u.host.as_str(), u.port), ("::1", 4433));
+        let u = parse_url("https://example.org").expect("no path");
+        assert_eq!((u.port, u.path.as_str()), (443, "/"));
+        assert!(parse_url("http://x/y").is_err());
+        assert!(parse_url("https://x:notaport/y").is_err());
+        assert!(parse_url("https://[::1/y").is_err());
+    }
 }

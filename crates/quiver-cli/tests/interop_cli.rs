@@ -1,0 +1,289 @@
+//! `quiver interop` end to end: the built binary as server (downloaded from by a quinn
+//! hq-interop client written here) and as client (downloading from a quinn hq-interop
+//! server written here), plus exit codes for unsupported test cases and bad arguments.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const ALPN: &[u8] = b"hq-interop";
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(TIMEOUT, f)
+        .await
+        .expect("test step timed out")
+}
+
+fn quiver() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_quiver"));
+    cmd.env_remove("TESTCASE")
+        .env_remove("REQUESTS")
+        .env_remove("SSLKEYLOGFILE")
+        .kill_on_drop(true);
+    cmd
+}
+
+/// A fresh, empty directory under the system temp dir.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("quiver-interop-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Deterministic file contents.
+fn pattern(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| {
+            (i as u8)
+                .wrapping_mul(31)
+                .wrapping_add(seed ^ (i >> 8) as u8)
+        })
+        .collect()
+}
+
+/// The files both tests transfer: (name, contents).
+fn files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("small.txt", b"hello interop\n".to_vec()),
+        ("one-kib.bin", pattern(1024, 1)),
+        ("two-mib.bin", pattern(2 * 1024 * 1024, 2)),
+    ]
+}
+
+/// Start `quiver interop server` on an ephemeral loopback port; returns the child and the
+/// address it reports.
+async fn start_server(www: &Path) -> (Child, SocketAddr) {
+    let mut child = quiver()
+        .args(["interop", "server", "--listen", "127.0.0.1:0", "--www"])
+        .arg(www)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn quiver server");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = within(async {
+        while let Some(line) = lines.next_line().await.expect("server stderr") {
+            if let Some((_, addr)) = line.rsplit_once(" on ") {
+                if line.starts_with("quiver: serving") {
+                    return addr.trim().parse::<SocketAddr>().expect("server address");
+                }
+            }
+        }
+        panic!("server exited before listening");
+    })
+    .await;
+    // Keep draining stderr so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+fn quinn_client_config() -> quinn::ClientConfig {
+    let tls = quiver::tls::insecure_client_config(&[ALPN], quiver::tls::CipherSuites::All)
+        .expect("client TLS");
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("quinn client crypto");
+    quinn::ClientConfig::new(Arc::new(crypto))
+}
+
+/// `GET path` over hq-interop with quinn.
+async fn quinn_get(conn: &quinn::Connection, path: &str) -> Result<Vec<u8>, String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    send.write_all(format!("GET {path}\r\n").as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    send.finish().map_err(|e| e.to_string())?;
+    recv.read_to_end(usize::MAX)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn binary_server_serves_quinn_client() {
+    let www = temp_dir("www");
+    for (name, data) in files() {
+        std::fs::write(www.join(name), data).expect("write www file");
+    }
+    let (mut server, addr) = start_server(&www).await;
+
+    let ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    let conn = within(
+        ep.connect_with(quinn_client_config(), addr, "localhost")
+            .expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    for (name, data) in files() {
+        let got = within(quinn_get(&conn, &format!("/{name}")))
+            .await
+            .expect(name);
+        assert!(got == data, "{name}: content differs");
+    }
+    // Without "\r", as some clients send it.
+    {
+        let (mut send, mut recv) = within(conn.open_bi()).await.expect("open");
+        send.write_all(b"GET /small.txt\n").await.expect("write");
+        send.finish().expect("finish");
+        let got = within(recv.read_to_end(1024)).await.expect("read");
+        assert_eq!(got, b"hello interop\n");
+    }
+    // Traversal and unknown files are refused with a stream reset.
+    for (path, code) in [("/../etc/passwd", 1u32), ("/missing.bin", 2u32)] {
+        let err = within(quinn_get(&conn, path)).await.expect_err(path);
+        assert!(
+            err.contains(&format!("reset by peer: error {code}")),
+            "{path}: {err}"
+        );
+    }
+    conn.close(0u32.into(), b"done");
+    within(ep.wait_idle()).await;
+    server.kill().await.expect("kill server");
+    let _ = std::fs::remove_dir_all(&www);
+}
+
+/// A quinn hq-interop server serving `files()` from memory.
+fn spawn_quinn_server() -> SocketAddr {
+    let (certs, key) = quiver::tls::self_signed(&["localhost"]).expect("cert");
+    let tls = quiver::tls::server_config(certs, key, &[ALPN]).expect("server TLS");
+    let crypto =
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls).expect("quinn server crypto");
+    let config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let ep = quinn::Endpoint::server(config, "127.0.0.1:0".parse().expect("addr"))
+        .expect("quinn server");
+    let addr = ep.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Some(incoming) = ep.accept().await {
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else {
+                    return;
+                };
+                while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                    tokio::spawn(async move {
+                        let Ok(req) = recv.read_to_end(1024).await else {
+                            return;
+                        };
+                        let req = String::from_utf8_lossy(&req);
+                        let path = req
+                            .trim_end()
+                            .strip_prefix("GET /")
+                            .unwrap_or_default()
+                            .to_string();
+                        match files().into_iter().find(|(n, _)| *n == path) {
+                            Some((_, data)) => {
+                                let _ = send.write_all(&data).await;
+                                let _ = send.finish();
+                            }
+                            None => {
+                                let _ = send.reset(2u32.into());
+                            }
+                        }
+                    });
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn binary_client_downloads_from_quinn_server() {
+    let addr = spawn_quinn_server();
+    let downloads = temp_dir("downloads");
+    let urls: Vec<String> = files()
+        .iter()
+        .map(|(name, _)| format!("https://{addr}/{name}"))
+        .collect();
+    // URLs through $REQUESTS, as the interop runner passes them.
+    let status = within(
+        quiver()
+            .args(["interop", "client", "--downloads"])
+            .arg(&downloads)
+            .env("TESTCASE", "multiplexing")
+            .env("REQUESTS", urls.join(" "))
+            .status(),
+    )
+    .await
+    .expect("run client");
+    assert!(status.success(), "client failed: {status}");
+    for (name, data) in files() {
+        let got = std::fs::read(downloads.join(name)).expect(name);
+        assert!(got == data, "{name}: content differs");
+    }
+
+    // ChaCha20-only client, URL as argument; a missing file makes the exit code 1.
+    let status = within(
+        quiver()
+            .args(["interop", "client", "--downloads"])
+            .arg(&downloads)
+            .env("TESTCASE", "chacha20")
+            .arg(format!("https://{addr}/small.txt"))
+            .arg(format!("https://{addr}/nope.bin"))
+            .status(),
+    )
+    .await
+    .expect("run client");
+    assert_eq!(status.code(), Some(1));
+    let _ = std::fs::remove_dir_all(&downloads);
+}
+
+#[tokio::test]
+async fn unknown_testcase_exits_127() {
+    for role in ["server", "client"] {
+        let status = within(
+            quiver()
+                .args(["interop", role])
+                .env("TESTCASE", "unknown")
+                .stderr(Stdio::null())
+                .status(),
+        )
+        .await
+        .expect("run");
+        assert_eq!(status.code(), Some(127), "{role}");
+    }
+}
+
+#[tokio::test]
+async fn bad_files_exit_1_with_a_message() {
+    let www = temp_dir("www-badcert");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--www".into(),
+                www.display().to_string(),
+                "--cert".into(),
+                "/nonexistent/cert.pem".into(),
+                "--key".into(),
+                "/nonexistent/key.pem".into(),
+            ],
+            "/nonexistent/cert.pem",
+        ),
+        (
+            vec!["--www".into(), "/nonexistent/www".into()],
+            "cannot read www directory /nonexistent/www",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = within(
+            quiver()
+                .args(["interop", "server", "--listen", "127.0.0.1:0"])
+                .args(&args)
+                .output(),
+        )
+        .await
+        .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    // Usage errors are clap's: exit code 2.
+    let out = within(quiver().args(["interop", "server", "--cert", "x"]).output())
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&www);
+}

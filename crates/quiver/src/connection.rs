@@ -1,0 +1,348 @@
+//! [`Connection`] and [`Connecting`]: application handles on one QUIC connection.
+
+use crate::error::{ConnectionError, SendDatagramError};
+use crate::state::{dir_idx, wake, ConnId, Shared, State};
+use crate::streams::{RecvStream, SendStream};
+use bytes::Bytes;
+use quiver_proto::connection::{ConnectionStats, SendDatagramError as ProtoDatagramError};
+use quiver_proto::{Dir, Side, StreamId, VarInt};
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// A counted reference to a connection's state. The connection is closed (code 0) when
+/// the last reference — connection handle or stream — is dropped.
+pub(crate) struct ConnRef {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) id: ConnId,
+}
+
+impl ConnRef {
+    /// A new reference, created while the caller holds the lock.
+    pub(crate) fn new_locked(shared: &Arc<Shared>, st: &mut State, id: ConnId) -> Self {
+        if let Some(cs) = st.conns.get_mut(&id) {
+            cs.refs += 1;
+        }
+        Self {
+            shared: shared.clone(),
+            id,
+        }
+    }
+
+    /// A new reference to the same connection, created while holding the lock.
+    pub(crate) fn clone_locked(&self, st: &mut State) -> Self {
+        Self::new_locked(&self.shared, st, self.id)
+    }
+}
+
+impl Clone for ConnRef {
+    fn clone(&self) -> Self {
+        let mut st = self.shared.lock();
+        self.clone_locked(&mut st)
+    }
+}
+
+impl Drop for ConnRef {
+    fn drop(&mut self) {
+        let wakes = {
+            let mut st = self.shared.lock();
+            st.release(self.id);
+            st.take_wakes()
+        };
+        wake(wakes);
+        self.shared.wake_driver();
+    }
+}
+
+impl std::fmt::Debug for ConnRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnRef").field("id", &self.id).finish()
+    }
+}
+
+/// An established QUIC connection. Cheap to clone; all clones refer to the same
+/// connection, which is closed with code 0 when the last clone and the last stream are
+/// dropped.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    inner: ConnRef,
+}
+
+impl Connection {
+    pub(crate) fn from_ref(inner: ConnRef) -> Self {
+        Self { inner }
+    }
+
+    /// Open a bidirectional stream, waiting while the peer's stream limit is reached.
+    ///
+    /// The peer learns about the stream only when data (or FIN) is sent on it.
+    pub async fn open_bi(&self) -> Result<(SendStream, RecvStream), ConnectionError> {
+        let id = poll_fn(|cx| self.poll_open(cx, Dir::Bi)).await?;
+        Ok(self.bi_streams(id))
+    }
+
+    /// Open a unidirectional stream, waiting while the peer's stream limit is reached.
+    pub async fn open_uni(&self) -> Result<SendStream, ConnectionError> {
+        let id = poll_fn(|cx| self.poll_open(cx, Dir::Uni)).await?;
+        let mut st = self.inner.shared.lock();
+        Ok(SendStream::new(
+            self.inner.clone_locked(&mut st),
+            &mut st,
+            id,
+        ))
+    }
+
+    /// Wait for the peer to open a bidirectional stream.
+    pub async fn accept_bi(&self) -> Result<(SendStream, RecvStream), ConnectionError> {
+        let id = poll_fn(|cx| self.poll_accept(cx, Dir::Bi)).await?;
+        Ok(self.bi_streams(id))
+    }
+
+    /// Wait for the peer to open a unidirectional stream.
+    pub async fn accept_uni(&self) -> Result<RecvStream, ConnectionError> {
+        let id = poll_fn(|cx| self.poll_accept(cx, Dir::Uni)).await?;
+        let mut st = self.inner.shared.lock();
+        Ok(RecvStream::new(
+            self.inner.clone_locked(&mut st),
+            &mut st,
+            id,
+        ))
+    }
+
+    fn bi_streams(&self, id: StreamId) -> (SendStream, RecvStream) {
+        let mut st = self.inner.shared.lock();
+        let send = SendStream::new(self.inner.clone_locked(&mut st), &mut st, id);
+        let recv = RecvStream::new(self.inner.clone_locked(&mut st), &mut st, id);
+        (send, recv)
+    }
+
+    fn poll_open(&self, cx: &mut Context<'_>, dir: Dir) -> Poll<Result<StreamId, ConnectionError>> {
+        let mut st = self.inner.shared.lock();
+        if let Some(e) = st.conn_error(self.inner.id) {
+            return Poll::Ready(Err(e));
+        }
+        let Some((cs, pc)) = st.parts(self.inner.id) else {
+            return Poll::Ready(Err(ConnectionError::LocallyClosed));
+        };
+        let Some(pc) = pc else {
+            return Poll::Ready(Err(ConnectionError::LocallyClosed));
+        };
+        match pc.open(dir) {
+            Some(id) => Poll::Ready(Ok(id)),
+            None => {
+                cs.open_wakers[dir_idx(dir)].register(cx);
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_accept(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Dir,
+    ) -> Poll<Result<StreamId, ConnectionError>> {
+        let mut st = self.inner.shared.lock();
+        let Some((cs, pc)) = st.parts(self.inner.id) else {
+            return Poll::Ready(Err(ConnectionError::LocallyClosed));
+        };
+        // Streams the peer opened before the connection ended are still handed out.
+        if let Some(id) = pc.and_then(|pc| pc.accept(dir)) {
+            drop(st);
+            // Accepting may raise the peer's stream limit (MAX_STREAMS).
+            self.inner.shared.wake_driver();
+            return Poll::Ready(Ok(id));
+        }
+        if let Some(e) = cs.error.clone() {
+            return Poll::Ready(Err(e));
+        }
+        cs.stream_accept_wakers[dir_idx(dir)].register(cx);
+        Poll::Pending
+    }
+
+    /// Queue an unreliable datagram (RFC 9221); it may be lost and is never resent.
+    pub fn send_datagram(&self, data: Bytes) -> Result<(), SendDatagramError> {
+        {
+            let mut st = self.inner.shared.lock();
+            if let Some(e) = st.conn_error(self.inner.id) {
+                return Err(SendDatagramError::ConnectionLost(e));
+            }
+            let pc = st.parts(self.inner.id).and_then(|(_, pc)| pc);
+            let Some(pc) = pc else {
+                return Err(SendDatagramError::ConnectionLost(
+                    ConnectionError::LocallyClosed,
+                ));
+            };
+            pc.send_datagram(data).map_err(|e| match e {
+                ProtoDatagramError::UnsupportedByPeer => SendDatagramError::UnsupportedByPeer,
+                ProtoDatagramError::Disabled => SendDatagramError::Disabled,
+                ProtoDatagramError::TooLarge => SendDatagramError::TooLarge,
+                ProtoDatagramError::ConnectionLost => {
+                    SendDatagramError::ConnectionLost(ConnectionError::LocallyClosed)
+                }
+            })?;
+        }
+        self.inner.shared.wake_driver();
+        Ok(())
+    }
+
+    /// Wait for the next received datagram.
+    pub async fn read_datagram(&self) -> Result<Bytes, ConnectionError> {
+        poll_fn(|cx| {
+            let mut st = self.inner.shared.lock();
+            let Some((cs, pc)) = st.parts(self.inner.id) else {
+                return Poll::Ready(Err(ConnectionError::LocallyClosed));
+            };
+            if let Some(d) = pc.and_then(|pc| pc.recv_datagram()) {
+                return Poll::Ready(Ok(d));
+            }
+            if let Some(e) = cs.error.clone() {
+                return Poll::Ready(Err(e));
+            }
+            cs.datagram_wakers.register(cx);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Largest datagram payload that fits in one packet now; `None` if the peer does not
+    /// accept datagrams (or the connection is gone).
+    pub fn max_datagram_size(&self) -> Option<usize> {
+        self.with_proto(|pc| pc.max_datagram_size()).flatten()
+    }
+
+    /// Close the connection immediately with an application error code and reason
+    /// (CONNECTION_CLOSE of type 0x1d, RFC 9000 §19.19). Pending stream data is
+    /// abandoned; every pending operation fails with
+    /// [`ConnectionError::LocallyClosed`].
+    pub fn close(&self, code: VarInt, reason: &[u8]) {
+        let wakes = {
+            let mut st = self.inner.shared.lock();
+            st.close_conn(self.inner.id, Instant::now(), code, reason);
+            st.take_wakes()
+        };
+        wake(wakes);
+        self.inner.shared.wake_driver();
+    }
+
+    /// Wait until the connection ends; returns why.
+    pub async fn closed(&self) -> ConnectionError {
+        poll_fn(|cx| {
+            let mut st = self.inner.shared.lock();
+            let Some(cs) = st.conns.get_mut(&self.inner.id) else {
+                return Poll::Ready(ConnectionError::LocallyClosed);
+            };
+            match &cs.error {
+                Some(e) => Poll::Ready(e.clone()),
+                None => {
+                    cs.closed_wakers.register(cx);
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// Why the connection ended, if it has.
+    pub fn close_reason(&self) -> Option<ConnectionError> {
+        self.inner.shared.lock().conn_error(self.inner.id)
+    }
+
+    /// The peer's current address.
+    pub fn remote_address(&self) -> SocketAddr {
+        let mut st = self.inner.shared.lock();
+        let Some((cs, pc)) = st.parts(self.inner.id) else {
+            return SocketAddr::from(([0, 0, 0, 0], 0));
+        };
+        if let Some(pc) = pc {
+            cs.remote = pc.remote_address();
+        }
+        cs.remote
+    }
+
+    /// Smoothed round-trip time estimate (RFC 9002 §5.3).
+    pub fn rtt(&self) -> Duration {
+        self.with_proto(|pc| pc.rtt()).unwrap_or_default()
+    }
+
+    /// Counters; all zero once the connection has been freed.
+    pub fn stats(&self) -> ConnectionStats {
+        self.with_proto(|pc| pc.stats()).unwrap_or_default()
+    }
+
+    /// The ALPN protocol negotiated in the handshake.
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.with_proto(|pc| pc.alpn_protocol().map(<[u8]>::to_vec))
+            .flatten()
+    }
+
+    /// Which side of the connection we are.
+    pub fn side(&self) -> Side {
+        let st = self.inner.shared.lock();
+        st.conns
+            .get(&self.inner.id)
+            .map_or(Side::Client, |cs| cs.side)
+    }
+
+    /// An identifier unique among this endpoint's connections, for logs.
+    pub fn stable_id(&self) -> u64 {
+        self.inner.id
+    }
+
+    fn with_proto<T>(
+        &self,
+        f: impl FnOnce(&mut quiver_proto::connection::Connection) -> T,
+    ) -> Option<T> {
+        let mut st = self.inner.shared.lock();
+        let (_, pc) = st.parts(self.inner.id)?;
+        pc.map(f)
+    }
+}
+
+/// A connection whose handshake is in progress; resolves to the [`Connection`] once the
+/// handshake completes, or to the reason it failed. Dropping it abandons the attempt.
+#[derive(Debug)]
+#[must_use = "a connection attempt is abandoned when `Connecting` is dropped"]
+pub struct Connecting {
+    conn: Option<Connection>,
+}
+
+impl Connecting {
+    pub(crate) fn new(conn: Connection) -> Self {
+        Self { conn: Some(conn) }
+    }
+}
+
+impl Future for Connecting {
+    type Output = Result<Connection, ConnectionError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Poll::Ready(Err(ConnectionError::LocallyClosed));
+        };
+        let ready = {
+            let mut st = conn.inner.shared.lock();
+            match st.conns.get_mut(&conn.inner.id) {
+                None => Some(Err(ConnectionError::LocallyClosed)),
+                Some(cs) if cs.connected => Some(Ok(())),
+                Some(cs) => match &cs.error {
+                    Some(e) => Some(Err(e.clone())),
+                    None => {
+                        cs.connect_wakers.register(cx);
+                        None
+                    }
+                },
+            }
+        };
+        match ready {
+            None => Poll::Pending,
+            Some(Err(e)) => Poll::Ready(Err(e)),
+            Some(Ok(())) => match self.conn.take() {
+                Some(c) => Poll::Ready(Ok(c)),
+                None => Poll::Ready(Err(ConnectionError::LocallyClosed)),
+            },
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Interoperability with quinn 0.11 in both directions: quiver client ↔ quinn server and
+//! quinn client ↔ quiver server, over loopback UDP.
+
+mod common;
+
+use common::*;
+use quiver::tls::CipherSuites;
+use std::net::SocketAddr;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+const STREAMS: u64 = 1000;
+/// Response size per stream in the many-streams tests: two small stream windows.
+const SMALL_RESPONSE: u64 = 2 * SMALL_STREAM_WINDOW as u64;
+
+// ---------------------------------------------------------------------------------------
+// quiver client ↔ quinn server
+
+struct QuinnServer {
+    _ep: quinn::Endpoint,
+    addr: SocketAddr,
+    closed: mpsc::UnboundedReceiver<Closed>,
+}
+
+fn quinn_server(id: &Identity, w: Windows) -> QuinnServer {
+    let ep = quinn_server_endpoint(id, w);
+    let addr = ep.local_addr().expect("local addr");
+    let closed = spawn_quinn_server(ep.clone());
+    QuinnServer {
+        _ep: ep,
+        addr,
+        closed,
+    }
+}
+
+async fn quiver_connect(
+    id: &Identity,
+    w: Windows,
+    suites: CipherSuites,
+    addr: SocketAddr,
+) -> (quiver::Endpoint, quiver::Connection) {
+    let ep = quiver::Endpoint::client(loopback()).expect("client endpoint");
+    let conn = within(
+        ep.connect_with(quiver_client_config(id, w, suites), addr, NAME)
+            .expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    (ep, conn)
+}
+
+#[tokio::test]
+async fn quiver_client_quinn_server_handshake() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quinn_server(&id, Windows::Default);
+    let (ep, conn) = quiver_connect(&id, Windows::Default, CipherSuites::All, server.addr).await;
+    assert_eq!(conn.alpn_protocol().as_deref(), Some(ALPN));
+    assert_eq!(conn.remote_address(), server.addr);
+    conn.close(0u32.into(), b"done");
+    within(ep.wait_idle()).await;
+}
+
+#[tokio::test]
+async fn quiver_client_quinn_server_downloads() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quinn_server(&id, Windows::Default);
+    let (_ep, conn) = quiver_connect(&id, Windows::Default, CipherSuites::All, server.addr).await;
+    for n in [1024, 10 * 1024 * 1024] {
+        let got = within(quiver_get(&conn, n)).await;
+        assert_pattern(&got, n);
+    }
+}
+
+#[tokio::test]
+async fn quiver_client_quinn_server_many_streams_small_windows() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quinn_server(&id, Windows::Small);
+    let (_ep, conn) = quiver_connect(&id, Windows::Small, CipherSuites::All, server.addr).await;
+    let mut tasks = JoinSet::new();
+    for _ in 0..STREAMS {
+        let conn = conn.clone();
+        tasks.spawn(async move { quiver_get(&conn, SMALL_RESPONSE).await });
+    }
+    within(async {
+        while let Some(got) = tasks.join_next().await {
+            assert_pattern(&got.expect("stream task"), SMALL_RESPONSE);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quiver_client_quinn_server_chacha20() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quinn_server(&id, Windows::Default);
+    let (_ep, conn) = quiver_connect(
+        &id,
+        Windows::Default,
+        CipherSuites::ChaCha20Only,
+        server.addr,
+    )
+    .await;
+    let got = within(quiver_get(&conn, 64 * 1024)).await;
+    assert_pattern(&got, 64 * 1024);
+}
+
+#[tokio::test]
+async fn quiver_client_quinn_server_datagrams() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quinn_server(&id, Windows::Default);
+    let (_ep, conn) = quiver_connect(&id, Windows::Default, CipherSuites::All, server.addr).await;
+    assert!(conn.max_datagram_size().is_some_and(|m| m >= 100));
+    for i in 0..10u8 {
+        let payload = bytes::Bytes::from(vec![i; 100]);
+        conn.send_datagram(payload.clone()).expect("send datagram");
+        let echoed = within(conn.read_datagram()).await.expect("echo");
+        assert_eq!(echoed, payload);
+    }
+}
+
+#[tokio::test]
+async fn quiver_client_sees_quinn_server_application_close() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quinn_server(&id, Windows::Default);
+    let (_ep, conn) = quiver_connect(&id, Windows::Default, CipherSuites::All, server.addr).await;
+    within(quiver_request_close(&conn, 42)).await;
+    match within(conn.closed()).await {
+        quiver::ConnectionError::ApplicationClosed { code, reason } => {
+            assert_eq!(code.into_inner(), 42);
+            assert_eq!(&reason[..], b"bye");
+        }
+        other => panic!("unexpected close: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn quinn_server_sees_quiver_client_application_close() {
+    init_tracing();
+    let id = Identity::new();
+    let mut server = quinn_server(&id, Windows::Default);
+    let (ep, conn) = quiver_connect(&id, Windows::Default, CipherSuites::All, server.addr).await;
+    // One round trip first, so the server has surely accepted the connection.
+    assert_pattern(&within(quiver_get(&conn, 10)).await, 10);
+    conn.close(7u32.into(), b"client bye");
+    within(ep.wait_idle()).await;
+    let seen = within(server.closed.recv()).await.expect("server report");
+    assert_eq!(
+        seen,
+        Closed::App {
+            code: 7,
+            reason: b"client bye".to_vec()
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// quinn client ↔ quiver server
+
+struct QuiverServer {
+    _ep: quiver::Endpoint,
+    addr: SocketAddr,
+    closed: mpsc::UnboundedReceiver<Closed>,
+}
+
+fn quiver_server(id: &Identity, w: Windows) -> QuiverServer {
+    let ep = quiver_server_endpoint(id, w);
+    let addr = ep.local_addr().expect("local addr");
+    let closed = spawn_quiver_server(ep.clone());
+    QuiverServer {
+        _ep: ep,
+        addr,
+        closed,
+    }
+}
+
+async fn quinn_connect(
+    id: &Identity,
+    w: Windows,
+    suites: CipherSuites,
+    addr: SocketAddr,
+) -> (quinn::Endpoint, quinn::Connection) {
+    let ep = quinn::Endpoint::client(loopback()).expect("quinn client endpoint");
+    let conn = within(
+        ep.connect_with(quinn_client_config(id, w, suites), addr, NAME)
+            .expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    (ep, conn)
+}
+
+#[tokio::test]
+async fn quinn_client_quiver_server_handshake() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quiver_server(&id, Windows::Default);
+    let (ep, conn) = quinn_connect(&id, Windows::Default, CipherSuites::All, server.addr).await;
+    assert_eq!(quinn_alpn(&conn).as_deref(), Some(ALPN));
+    conn.close(0u32.into(), b"done");
+    within(ep.wait_idle()).await;
+}
+
+#[tokio::test]
+async fn quinn_client_quiver_server_downloads() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quiver_server(&id, Windows::Default);
+    let (_ep, conn) = quinn_connect(&id, Windows::Default, CipherSuites::All, server.addr).await;
+    for n in [1024, 10 * 1024 * 1024] {
+        let got = within(quinn_get(&conn, n)).await;
+        assert_pattern(&got, n);
+    }
+}
+
+#[tokio::test]
+async fn quinn_client_quiver_server_many_streams_small_windows() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quiver_server(&id, Windows::Small);
+    let (_ep, conn) = quinn_connect(&id, Windows::Small, CipherSuites::All, server.addr).await;
+    let mut tasks = JoinSet::new();
+    for _ in 0..STREAMS {
+        let conn = conn.clone();
+        tasks.spawn(async move { quinn_get(&conn, SMALL_RESPONSE).await });
+    }
+    within(async {
+        while let Some(got) = tasks.join_next().await {
+            assert_pattern(&got.expect("stream task"), SMALL_RESPONSE);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn quinn_client_quiver_server_chacha20() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quiver_server(&id, Windows::Default);
+    let (_ep, conn) = quinn_connect(
+        &id,
+        Windows::Default,
+        CipherSuites::ChaCha20Only,
+        server.addr,
+    )
+    .await;
+    let got = within(quinn_get(&conn, 64 * 1024)).await;
+    assert_pattern(&got, 64 * 1024);
+}
+
+#[tokio::test]
+async fn quinn_client_quiver_server_datagrams() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quiver_server(&id, Windows::Default);
+    let (_ep, conn) = quinn_connect(&id, Windows::Default, CipherSuites::All, server.addr).await;
+    for i in 0..10u8 {
+        let payload = bytes::Bytes::from(vec![i; 100]);
+        conn.send_datagram(payload.clone()).expect("send datagram");
+        let echoed = within(conn.read_datagram()).await.expect("echo");
+        assert_eq!(echoed, payload);
+    }
+}
+
+#[tokio::test]
+async fn quinn_client_sees_quiver_server_application_close() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quiver_server(&id, Windows::Default);
+    let (_ep, conn) = quinn_connect(&id, Windows::Default, CipherSuites::All, server.addr).await;
+    within(quinn_request_close(&conn, 42)).await;
+    match within(conn.closed()).await {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            assert_eq!(c.error_code.into_inner(), 42);
+            assert_eq!(&c.reason[..], b"bye");
+        }
+        other => panic!("unexpected close: {other}"),
+    }
+}
+
+#[tokio::test]
+async fn quiver_server_sees_quinn_client_application_close() {
+    init_tracing();
+    let id = Identity::new();
+    let mut server = quiver_server(&id, Windows::Default);
+    let (ep, conn) = quinn_connect(&id, Windows::Default, CipherSuites::All, server.addr).await;
+    assert_pattern(&within(quinn_get(&conn, 10)).await, 10);
+    conn.close(7u32.into(), b"client bye");
+    within(ep.wait_idle()).await;
+    let seen = within(server.closed.recv()).await.expect("server report");
+    assert_eq!(
+        seen,
+        Closed::App {
+            code: 7,
+            reason: b"client bye".to_vec()
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// The harness itself: quinn ↔ quinn must pass every scenario, so that a failure above
+// points at quiver rather than at the test.
+
+#[tokio::test]
+async fn harness_quinn_to_quinn() {
+    init_tracing();
+    let id = Identity::new();
+    let mut server = quinn_server(&id, Windows::Small);
+    let (ep, conn) =
+        quinn_connect(&id, Windows::Small, CipherSuites::ChaCha20Only, server.addr).await;
+    assert_eq!(quinn_alpn(&conn).as_deref(), Some(ALPN));
+    let mut tasks = JoinSet::new();
+    for _ in 0..100 {
+        let conn = conn.clone();
+        tasks.spawn(async move { quinn_get(&conn, SMALL_RESPONSE).await });
+    }
+    within(async {
+        while let Some(got) = tasks.join_next().await {
+            assert_pattern(&got.expect("stream task"), SMALL_RESPONSE);
+        }
+    })
+    .await;
+    conn.send_datagram(bytes::Bytes::from_static(b"ping"))
+        .expect("datagram");
+    assert_eq!(
+        &within(conn.read_datagram()).await.expect("echo")[..],
+        b"ping"
+    );
+    conn.close(7u32.into(), b"client bye");
+    within(ep.wait_idle()).await;
+    let seen = within(server.closed.recv()).await.expect("server report");
+    assert_eq!(
+        seen,
+        Closed::App {
+            code: 7,
+            reason: b"client bye".to_vec()
+        }
+    );
+}

@@ -1,0 +1,170 @@
+//! quiver client ↔ quiver server over loopback UDP: the key scenarios of the quinn
+//! interop tests, plus runtime API behaviour (stream drop semantics, endpoint close).
+
+mod common;
+
+use common::*;
+use quiver::tls::CipherSuites;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::task::JoinSet;
+
+struct Pair {
+    server_ep: quiver::Endpoint,
+    closed: tokio::sync::mpsc::UnboundedReceiver<Closed>,
+    client_ep: quiver::Endpoint,
+    conn: quiver::Connection,
+}
+
+async fn pair(w: Windows, suites: CipherSuites) -> Pair {
+    let id = Identity::new();
+    let server_ep = quiver_server_endpoint(&id, w);
+    let addr = server_ep.local_addr().expect("local addr");
+    let closed = spawn_quiver_server(server_ep.clone());
+    let client_ep = quiver::Endpoint::client(loopback()).expect("client endpoint");
+    client_ep.set_default_client_config(quiver_client_config(&id, w, suites));
+    let conn = within(client_ep.connect(addr, NAME).expect("connect"))
+        .await
+        .expect("handshake");
+    Pair {
+        server_ep,
+        closed,
+        client_ep,
+        conn,
+    }
+}
+
+#[tokio::test]
+async fn handshake_and_downloads() {
+    init_tracing();
+    let p = pair(Windows::Default, CipherSuites::All).await;
+    assert_eq!(p.conn.alpn_protocol().as_deref(), Some(ALPN));
+    assert_eq!(p.conn.side(), quiver::Side::Client);
+    for n in [0, 1024, 10 * 1024 * 1024] {
+        let got = within(quiver_get(&p.conn, n)).await;
+        assert_pattern(&got, n);
+    }
+    assert!(p.conn.stats().bytes_rx > 10 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn many_streams_small_windows() {
+    init_tracing();
+    let p = pair(Windows::Small, CipherSuites::All).await;
+    let mut tasks = JoinSet::new();
+    for _ in 0..1000 {
+        let conn = p.conn.clone();
+        tasks.spawn(async move { quiver_get(&conn, 2 * SMALL_STREAM_WINDOW as u64).await });
+    }
+    within(async {
+        while let Some(got) = tasks.join_next().await {
+            assert_pattern(&got.expect("stream task"), 2 * SMALL_STREAM_WINDOW as u64);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn chacha20_only() {
+    init_tracing();
+    let p = pair(Windows::Default, CipherSuites::ChaCha20Only).await;
+    assert_pattern(&within(quiver_get(&p.conn, 100_000)).await, 100_000);
+}
+
+#[tokio::test]
+async fn datagrams_echo() {
+    init_tracing();
+    let p = pair(Windows::Default, CipherSuites::All).await;
+    let max = p.conn.max_datagram_size().expect("datagrams supported");
+    let too_big = bytes::Bytes::from(vec![0; max + 1]);
+    assert_eq!(
+        p.conn.send_datagram(too_big),
+        Err(quiver::SendDatagramError::TooLarge)
+    );
+    for i in 0..10u8 {
+        let payload = bytes::Bytes::from(vec![i; 200]);
+        p.conn.send_datagram(payload.clone()).expect("send");
+        assert_eq!(within(p.conn.read_datagram()).await.expect("echo"), payload);
+    }
+}
+
+#[tokio::test]
+async fn application_close_both_ways() {
+    init_tracing();
+    // Server closes.
+    let p = pair(Windows::Default, CipherSuites::All).await;
+    within(quiver_request_close(&p.conn, 42)).await;
+    match within(p.conn.closed()).await {
+        quiver::ConnectionError::ApplicationClosed { code, reason } => {
+            assert_eq!(code.into_inner(), 42);
+            assert_eq!(&reason[..], b"bye");
+        }
+        other => panic!("unexpected close: {other}"),
+    }
+    // Operations on the closed connection fail with the reason.
+    assert!(matches!(
+        p.conn.open_bi().await,
+        Err(quiver::ConnectionError::ApplicationClosed { .. })
+    ));
+
+    // Client closes.
+    let mut p = pair(Windows::Default, CipherSuites::All).await;
+    assert_pattern(&within(quiver_get(&p.conn, 10)).await, 10);
+    p.conn.close(7u32.into(), b"client bye");
+    assert_eq!(
+        within(p.conn.closed()).await,
+        quiver::ConnectionError::LocallyClosed
+    );
+    within(p.client_ep.wait_idle()).await;
+    let seen = within(p.closed.recv()).await.expect("server report");
+    assert_eq!(
+        seen,
+        Closed::App {
+            code: 7,
+            reason: b"client bye".to_vec()
+        }
+    );
+}
+
+#[tokio::test]
+async fn async_read_write_and_implicit_finish() {
+    init_tracing();
+    let p = pair(Windows::Default, CipherSuites::All).await;
+    // tokio::io traits: write the request with AsyncWriteExt, drop the stream without
+    // finish (implicit FIN), read with AsyncReadExt.
+    let (mut send, mut recv) = within(p.conn.open_bi()).await.expect("open_bi");
+    AsyncWriteExt::write_all(&mut send, &get_request(5000))
+        .await
+        .expect("write");
+    drop(send);
+    let mut got = Vec::new();
+    within(AsyncReadExt::read_to_end(&mut recv, &mut got))
+        .await
+        .expect("read");
+    assert_pattern(&got, 5000);
+}
+
+#[tokio::test]
+async fn stopped_reports_acknowledged_finish() {
+    init_tracing();
+    let p = pair(Windows::Default, CipherSuites::All).await;
+    let (mut send, mut recv) = within(p.conn.open_bi()).await.expect("open_bi");
+    send.write_all(&get_request(10)).await.expect("write");
+    send.finish().expect("finish");
+    assert_pattern(&within(recv.read_to_end(100)).await.expect("read"), 10);
+    assert_eq!(within(send.stopped()).await, Ok(None));
+}
+
+#[tokio::test]
+async fn endpoint_close_ends_accept_and_connections() {
+    init_tracing();
+    let p = pair(Windows::Default, CipherSuites::All).await;
+    p.server_ep.close(3u32.into(), b"shutdown");
+    match within(p.conn.closed()).await {
+        quiver::ConnectionError::ApplicationClosed { code, .. } => {
+            assert_eq!(code.into_inner(), 3)
+        }
+        other => panic!("unexpected close: {other}"),
+    }
+    assert!(within(p.server_ep.accept()).await.is_none());
+    within(p.server_ep.wait_idle()).await;
+}
