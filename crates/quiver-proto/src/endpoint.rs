@@ -2,11 +2,11 @@
 //! negotiation and stateless resets, and accepts new connections.
 
 use crate::cid::{ConnectionId, ConnectionIdGenerator, ResetToken, RESET_TOKEN_SIZE};
+use crate::coding::VarInt;
 use crate::config::{ClientConfig, EndpointConfig, ServerConfig, TransportConfig};
 use crate::connection::{Connection, ConnectionInit, EndpointEvent, Event, Transmit};
 use crate::crypto::{initial_keys, TlsSession};
 use crate::packet;
-use crate::coding::VarInt;
 use crate::shared::{EcnCodepoint, Side};
 use crate::transport_params::TransportParameters;
 use bytes::BytesMut;
@@ -129,14 +129,15 @@ impl Endpoint {
         let params = transport_params(&config.transport, &self.config, local_cid, None, None);
         let mut encoded = Vec::new();
         params.encode(&mut encoded);
-        let tls = TlsSession::client(config.crypto.clone(), server_name, encoded).map_err(|e| {
-            match e {
-                crate::crypto::CryptoError::InvalidServerName(n) => {
-                    ConnectError::InvalidServerName(n)
-                }
-                other => ConnectError::Tls(other.to_string()),
-            }
-        })?;
+        let tls =
+            TlsSession::client(config.crypto.clone(), server_name, encoded).map_err(
+                |e| match e {
+                    crate::crypto::CryptoError::InvalidServerName(n) => {
+                        ConnectError::InvalidServerName(n)
+                    }
+                    other => ConnectError::Tls(other.to_string()),
+                },
+            )?;
         let keys = initial_keys(config.version, &dcid, Side::Client)
             .map_err(|e| ConnectError::Tls(e.to_string()))?;
         let token = self.reset_token(&local_cid);
@@ -406,7 +407,10 @@ impl Endpoint {
 
     fn process_endpoint_events(&mut self, h: ConnectionHandle) {
         loop {
-            let Some(ev) = self.connections.get_mut(&h.0).and_then(|c| c.poll_endpoint_event())
+            let Some(ev) = self
+                .connections
+                .get_mut(&h.0)
+                .and_then(|c| c.poll_endpoint_event())
             else {
                 return;
             };
@@ -434,7 +438,7 @@ impl Endpoint {
     fn new_cid(&mut self) -> ConnectionId {
         loop {
             let cid = self.cid_gen.generate(&mut self.rng);
-            if cid.len() == 0 || !self.by_cid.contains_key(&cid) {
+            if cid.is_empty() || !self.by_cid.contains_key(&cid) {
                 return cid;
             }
         }
@@ -459,7 +463,7 @@ impl Endpoint {
         // RFC 9000 §10.3: smaller than the packet that triggered it (no loops), at
         // least 21 bytes, unpredictable bits, short-header form.
         const MIN: usize = 1 + 20 + RESET_TOKEN_SIZE - 16 + 4; // ≥ 21 incl. token below
-        if received_len <= MIN + RESET_TOKEN_SIZE || dcid.len() == 0 {
+        if received_len <= MIN + RESET_TOKEN_SIZE || dcid.is_empty() {
             return;
         }
         let len = (received_len - 1).min(MIN + RESET_TOKEN_SIZE + 16);

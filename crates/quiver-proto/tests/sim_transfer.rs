@@ -55,7 +55,12 @@ fn download_with_2pct_loss_and_reordering() {
         let mut pair = Pair::new(seed, l, transport(), app);
         pair.run_to_completion(Duration::from_secs(60));
         let c = pair.client();
-        assert_eq!((c.completed, c.corrupt), (4, 0), "seed {seed}, lost: {:?}", c.lost);
+        assert_eq!(
+            (c.completed, c.corrupt),
+            (4, 0),
+            "seed {seed}, lost: {:?}",
+            c.lost
+        );
     }
 }
 

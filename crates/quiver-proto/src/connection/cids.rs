@@ -176,7 +176,7 @@ impl CidState {
         cid: ConnectionId,
         token: ResetToken,
     ) -> Result<(), TransportError> {
-        if self.remote_cid().len() == 0 {
+        if self.remote_cid().is_empty() {
             return Err(TransportError::PROTOCOL_VIOLATION(
                 "NEW_CONNECTION_ID from a peer using zero-length CIDs",
             ));

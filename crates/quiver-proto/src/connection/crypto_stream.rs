@@ -33,12 +33,6 @@ impl CryptoSend {
         !self.lost.is_empty() || self.unsent < self.data.len() as u64
     }
 
-    /// Whether some data was sent but is not acknowledged yet.
-    pub(crate) fn has_unacked(&self) -> bool {
-        let total = self.data.len() as u64;
-        total > 0 && !self.acked.contains_range(0..self.unsent.min(total).max(1))
-    }
-
     /// Next range to send, at most `max_len` bytes: lost data first, then new data.
     pub(crate) fn next(&mut self, max_len: usize) -> Option<(u64, Bytes)> {
         if max_len == 0 {

@@ -11,13 +11,13 @@ mod send;
 mod spaces;
 mod timers;
 
+use crate::cc::DeliveryRateEstimator;
 use crate::cc::{Controller, Pacer};
 use crate::cid::{ConnectionId, ResetToken};
 use crate::coding::VarInt;
 use crate::config::TransportConfig;
 use crate::crypto::{KeyChange, TlsSession};
 use crate::error::{TransportError, TransportErrorCode};
-use crate::cc::DeliveryRateEstimator;
 use crate::recovery::RttEstimator;
 use crate::shared::{Dir, EcnCodepoint, Epoch, PathId, Side, SpaceId, StreamId};
 use crate::streams::{StreamEvent, StreamsState};
@@ -209,7 +209,6 @@ pub struct ConnectionStats {
     pub key_updates: u64,
 }
 
-
 /// Messages from a connection to its endpoint (CID bookkeeping).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EndpointEvent {
@@ -357,6 +356,13 @@ impl Connection {
         let mut rtt = RttEstimator::new(config.initial_rtt);
         rtt.set_max_ack_delay(Duration::ZERO);
         let streams = StreamsState::new(init.side, streams_config(&config));
+        let mut cids = CidState::new(
+            init.local_cid,
+            init.local_reset_token,
+            init.remote_cid,
+            init.local_cid_len,
+        );
+        cids.set_local_limit(config.active_connection_id_limit);
         let mut conn = Connection {
             side: init.side,
             version: init.version,
@@ -381,12 +387,7 @@ impl Connection {
             pacer: Pacer::default(),
             pto_count: 0,
             streams,
-            cids: CidState::new(
-                init.local_cid,
-                init.local_reset_token,
-                init.remote_cid,
-                init.local_cid_len,
-            ),
+            cids,
             peer_params: None,
             orig_dst_cid: init.orig_dst_cid,
             handshake_confirmed: false,
@@ -442,7 +443,10 @@ impl Connection {
     }
     /// Whether the connection is closing, draining or gone (no more application I/O).
     pub fn is_closed(&self) -> bool {
-        matches!(self.state, State::Closing | State::Draining | State::Drained)
+        matches!(
+            self.state,
+            State::Closing | State::Draining | State::Drained
+        )
     }
     /// Whether all state can be freed.
     pub fn is_drained(&self) -> bool {
@@ -478,7 +482,11 @@ impl Connection {
     /// Largest DATAGRAM payload that fits in one packet now; `None` if unsupported.
     pub fn max_datagram_size(&self) -> Option<usize> {
         self.config.datagram_receive_buffer_size?;
-        let peer = self.peer_params.as_ref()?.max_datagram_frame_size?.into_inner();
+        let peer = self
+            .peer_params
+            .as_ref()?
+            .max_datagram_frame_size?
+            .into_inner();
         // Short header: flags + DCID + 4-byte PN; AEAD tag; DATAGRAM type + length.
         let overhead = 1 + self.cids.remote_cid().len() + 4 + 16 + 1 + 2;
         let by_mtu = (self.path.mtu as usize).saturating_sub(overhead);
@@ -671,14 +679,6 @@ impl Connection {
 
     // ---- internals shared by send/recv ----
 
-    fn space_idx(id: SpaceId) -> usize {
-        match id {
-            SpaceId::Initial => 0,
-            SpaceId::Handshake => 1,
-            SpaceId::Data(p) => 2 + p.0 as usize,
-        }
-    }
-
     fn space_for_epoch(epoch: Epoch) -> usize {
         epoch.idx()
     }
@@ -704,7 +704,8 @@ impl Connection {
         if self.cids.wants_more() && !self.is_closed() && self.peer_params.is_some() {
             let n = self.cids.take_wanted();
             if n > 0 {
-                self.endpoint_events.push_back(EndpointEvent::NeedIdentifiers(n));
+                self.endpoint_events
+                    .push_back(EndpointEvent::NeedIdentifiers(n));
             }
         }
     }
@@ -772,7 +773,12 @@ impl Connection {
         let raw = self
             .tls
             .peer_transport_params()
-            .ok_or_else(|| TransportError::new(TransportErrorCode::crypto(0x6d), "missing transport parameters"))?
+            .ok_or_else(|| {
+                TransportError::new(
+                    TransportErrorCode::crypto(0x6d),
+                    "missing transport parameters",
+                )
+            })?
             .to_vec();
         let params = TransportParameters::decode(!self.side, &raw)?;
         self.validate_peer_params(&params)?;
@@ -812,9 +818,7 @@ impl Connection {
         self.streams.set_peer_limits(crate::streams::PeerLimits {
             initial_max_data: p.initial_max_data.into_inner(),
             initial_max_stream_data_bidi_local: p.initial_max_stream_data_bidi_local.into_inner(),
-            initial_max_stream_data_bidi_remote: p
-                .initial_max_stream_data_bidi_remote
-                .into_inner(),
+            initial_max_stream_data_bidi_remote: p.initial_max_stream_data_bidi_remote.into_inner(),
             initial_max_stream_data_uni: p.initial_max_stream_data_uni.into_inner(),
             initial_max_streams_bidi: p.initial_max_streams_bidi.into_inner(),
             initial_max_streams_uni: p.initial_max_streams_uni.into_inner(),
@@ -887,6 +891,22 @@ impl Connection {
     /// The peer closed: drain.
     fn enter_draining(&mut self, now: Instant, reason: ConnectionError) {
         if matches!(self.state, State::Draining | State::Drained) {
+            // A peer closing before the handshake is confirmed sends its close in several
+            // levels; an application close in 1-RTT beats its APPLICATION_ERROR stand-in
+            // from a Handshake packet of the same datagram (RFC 9000 §10.2.3).
+            let stand_in = matches!(
+                self.error,
+                Some(ConnectionError::ConnectionClosed { code, .. })
+                    if code == TransportErrorCode::APPLICATION_ERROR
+            );
+            if stand_in && matches!(reason, ConnectionError::ApplicationClosed { .. }) {
+                self.error = Some(reason.clone());
+                for ev in self.events.iter_mut() {
+                    if let Event::ConnectionLost { reason: r } = ev {
+                        *r = reason.clone();
+                    }
+                }
+            }
             return;
         }
         self.report_lost(reason);

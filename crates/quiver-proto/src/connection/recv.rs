@@ -1,7 +1,7 @@
 //! Receive path: unprotect packets, process frames (RFC 9000 §12–§19).
 
-use super::{CloseFrame, Connection, ConnectionError, EndpointEvent, Event, State};
-use crate::cid::{ConnectionId, ResetToken, RESET_TOKEN_SIZE};
+use super::{Connection, ConnectionError, EndpointEvent, Event, State};
+use crate::cid::{ConnectionId, RESET_TOKEN_SIZE};
 use crate::error::TransportError;
 use crate::frame::{self, Frame, PacketKind};
 use crate::packet::{PacketType, PartialDecode};
@@ -46,7 +46,7 @@ impl Connection {
                 }
             }
             first = false;
-            if matches!(self.state, State::Draining | State::Drained) {
+            if self.state == State::Drained {
                 return;
             }
         }
@@ -94,10 +94,7 @@ impl Connection {
             Err(_) => return Ok(false),
         };
         let space_idx = Self::space_for_epoch(epoch);
-        let expected = self.spaces[space_idx]
-            .acks
-            .largest()
-            .map_or(0, |l| l + 1);
+        let expected = self.spaces[space_idx].acks.largest().map_or(0, |l| l + 1);
         let Some(number) = packet.number() else {
             return Ok(false);
         };
@@ -149,11 +146,8 @@ impl Connection {
         self.spaces[space_idx]
             .acks
             .on_packet_received(now, pn, ack_eliciting, ecn);
-        if ack_eliciting || epoch != Epoch::Data {
-            self.reset_idle_timer(now);
-        } else {
-            self.reset_idle_timer(now);
-        }
+        // RFC 9000 §10.1: any successfully processed packet restarts the idle timer.
+        self.reset_idle_timer(now);
         if self.state == State::Handshake && !self.tls.is_handshaking() {
             self.on_handshake_complete(now)?;
         }
@@ -161,12 +155,7 @@ impl Connection {
     }
 
     /// Decrypt a 1-RTT packet, handling key phase changes (RFC 9001 §6).
-    fn decrypt_1rtt(
-        &mut self,
-        now: Instant,
-        packet: &mut crate::packet::Packet,
-        pn: u64,
-    ) -> bool {
+    fn decrypt_1rtt(&mut self, now: Instant, packet: &mut crate::packet::Packet, pn: u64) -> bool {
         let phase = packet.header.key_phase();
         if phase == self.key_update.phase {
             let Some(keys) = self.levels[2].remote.as_ref() else {
@@ -248,13 +237,15 @@ impl Connection {
             let frame = frame?;
             let ty = frame.ty();
             if !frame.allowed_in(kind) {
-                return Err(TransportError::PROTOCOL_VIOLATION("frame not allowed in this packet type")
-                    .with_frame(ty));
+                return Err(TransportError::PROTOCOL_VIOLATION(
+                    "frame not allowed in this packet type",
+                )
+                .with_frame(ty));
             }
             if frame.is_ack_eliciting() {
                 ack_eliciting = true;
             }
-            if matches!(self.state, State::Closing) {
+            if matches!(self.state, State::Closing | State::Draining) {
                 // RFC 9000 §10.2.1: only look for the peer's close.
                 match frame {
                     Frame::ConnectionClose(_) | Frame::ApplicationClose(_) => {}
@@ -262,8 +253,14 @@ impl Connection {
                 }
             }
             self.process_frame(now, epoch, frame, dst_cid, &mut crypto_seen)
-                .map_err(|e| if e.frame.is_none() { e.with_frame(ty) } else { e })?;
-            if matches!(self.state, State::Draining | State::Drained) {
+                .map_err(|e| {
+                    if e.frame.is_none() {
+                        e.with_frame(ty)
+                    } else {
+                        e
+                    }
+                })?;
+            if self.state == State::Drained {
                 break;
             }
         }
@@ -290,7 +287,9 @@ impl Connection {
                     .insert(c.offset, c.data)?;
                 *crypto_seen = true;
             }
-            Frame::Stream(s) => self.streams.on_stream_frame(s.id, s.offset, s.data, s.fin)?,
+            Frame::Stream(s) => self
+                .streams
+                .on_stream_frame(s.id, s.offset, s.data, s.fin)?,
             Frame::ResetStream(r) => {
                 self.streams
                     .on_reset_stream(r.id, r.error_code, r.final_size)?
@@ -306,7 +305,9 @@ impl Connection {
             Frame::StreamsBlocked { dir, limit } => self.streams.on_streams_blocked(dir, limit)?,
             Frame::NewToken(_) => {
                 if self.side.is_server() {
-                    return Err(TransportError::PROTOCOL_VIOLATION("NEW_TOKEN sent by a client"));
+                    return Err(TransportError::PROTOCOL_VIOLATION(
+                        "NEW_TOKEN sent by a client",
+                    ));
                 }
                 // Tokens are not used for 0-RTT/validation yet: ignore.
             }
@@ -316,7 +317,8 @@ impl Connection {
             }
             Frame::RetireConnectionId { sequence } => {
                 if let Some(cid) = self.cids.on_retire(sequence, dst_cid)? {
-                    self.endpoint_events.push_back(EndpointEvent::RetireCid(cid));
+                    self.endpoint_events
+                        .push_back(EndpointEvent::RetireCid(cid));
                 }
             }
             Frame::PathChallenge(token) => {
@@ -535,7 +537,9 @@ impl Connection {
     pub(super) fn peer_completed_address_validation(&self) -> bool {
         // RFC 9002 §A.6: the server validated us once it sent Handshake keys-acks or
         // the handshake is confirmed.
-        self.side.is_server() || self.handshake_confirmed || self.spaces[1].sent.largest_acked().is_some()
+        self.side.is_server()
+            || self.handshake_confirmed
+            || self.spaces[1].sent.largest_acked().is_some()
     }
 
     pub(super) fn bytes_in_flight(&self) -> u64 {
@@ -586,7 +590,10 @@ impl Connection {
     /// RFC 9002 §A.8 SetLossDetectionTimer.
     pub(super) fn update_loss_timer(&mut self, now: Instant) {
         use super::Timer;
-        if matches!(self.state, State::Closing | State::Draining | State::Drained) {
+        if matches!(
+            self.state,
+            State::Closing | State::Draining | State::Drained
+        ) {
             self.timers.stop(Timer::LossDetection);
             return;
         }
@@ -626,22 +633,4 @@ impl Connection {
             .min();
         self.timers.set_opt(super::Timer::AckDelay, t);
     }
-
-    #[allow(dead_code)]
-    fn close_frame_for(&self, epoch: Epoch) -> Option<CloseFrame> {
-        let c = self.close.clone()?;
-        Some(match (c, epoch) {
-            // RFC 9000 §10.2.3: hide application closes before 1-RTT.
-            (CloseFrame::Application { .. }, Epoch::Initial | Epoch::Handshake) => {
-                CloseFrame::Transport(TransportError::new(
-                    crate::error::TransportErrorCode::APPLICATION_ERROR,
-                    "",
-                ))
-            }
-            (c, _) => c,
-        })
-    }
 }
-
-#[allow(dead_code)]
-fn _unused(_: ResetToken) {}

@@ -7,8 +7,6 @@
 
 use super::spaces::SentFrames;
 use super::{CloseFrame, Connection, State, Timer, Transmit};
-use crate::cid::ConnectionId;
-use crate::coding::BufMutExt;
 use crate::frame::{self, Frame};
 use crate::packet::{Header, LongType, PacketNumber};
 use crate::range_set::RangeSet;
@@ -159,9 +157,9 @@ impl Connection {
         if budget < 64 {
             return false;
         }
-        let pad_initial = plan.iter().any(|(e, w)| {
-            *e == Epoch::Initial && (self.side.is_client() || w.eliciting)
-        });
+        let pad_initial = plan
+            .iter()
+            .any(|(e, w)| *e == Epoch::Initial && (self.side.is_client() || w.eliciting));
         let end = datagram_start + budget;
         let n = plan.len();
         for (i, (epoch, wants)) in plan.into_iter().enumerate() {
@@ -230,7 +228,8 @@ impl Connection {
                 let room = payload_end.saturating_sub(buf.len());
                 if room > 8 {
                     let before = buf.len();
-                    self.streams.write_stream_frames(buf, room, &mut sent.streams);
+                    self.streams
+                        .write_stream_frames(buf, room, &mut sent.streams);
                     eliciting |= buf.len() > before;
                 }
             }
@@ -514,7 +513,10 @@ impl Connection {
                 buf.truncate(partial.start);
                 continue;
             };
-            if partial.finish(buf, &*keys.header, &*keys.packet, pn).is_err() {
+            if partial
+                .finish(buf, &*keys.header, &*keys.packet, pn)
+                .is_err()
+            {
                 buf.truncate(partial.start);
             }
         }
@@ -550,10 +552,4 @@ fn header_size_hint(h: &Header) -> usize {
 
 fn truncate_reason(r: &Bytes, max: usize) -> Bytes {
     r.slice(..r.len().min(max))
-}
-
-#[allow(dead_code)]
-fn _assert_types(_: ConnectionId) {
-    let mut v: Vec<u8> = Vec::new();
-    v.put_var(0);
 }

@@ -30,17 +30,6 @@ pub(crate) struct SentFrames {
     pub(crate) retire_cids: Vec<u64>,
 }
 
-impl SentFrames {
-    /// Whether nothing in the packet needs retransmission.
-    pub(crate) fn is_retransmittable_empty(&self) -> bool {
-        self.crypto.is_empty()
-            && self.streams.is_empty()
-            && !self.handshake_done
-            && self.new_cids.is_empty()
-            && self.retire_cids.is_empty()
-    }
-}
-
 /// One packet-number space.
 pub(crate) struct PnSpace {
     pub(crate) id: SpaceId,

@@ -219,7 +219,9 @@ impl ServerApp {
             }
         }
         for h in touched {
-            let Some(conn) = ep.connection_mut(h) else { continue };
+            let Some(conn) = ep.connection_mut(h) else {
+                continue;
+            };
             while let Some(id) = conn.accept(Dir::Bi) {
                 self.requests.insert((h, id), Vec::new());
             }
@@ -237,9 +239,11 @@ impl ServerApp {
             for id in ids {
                 loop {
                     match conn.read(id, usize::MAX) {
-                        Ok(Some(chunk)) => {
-                            self.requests.get_mut(&(h, id)).unwrap().extend_from_slice(&chunk)
-                        }
+                        Ok(Some(chunk)) => self
+                            .requests
+                            .get_mut(&(h, id))
+                            .unwrap()
+                            .extend_from_slice(&chunk),
                         Ok(None) => {
                             let req = self.requests.remove(&(h, id)).unwrap();
                             let text = String::from_utf8_lossy(&req);
@@ -290,7 +294,9 @@ impl ClientApp {
                 _ => {}
             }
         }
-        let Some(conn) = ep.connection_mut(h) else { return };
+        let Some(conn) = ep.connection_mut(h) else {
+            return;
+        };
         if self.connected_at.is_none() {
             return;
         }
@@ -334,7 +340,11 @@ impl ClientApp {
         if self.completed + self.corrupt == self.streams && self.done_at.is_none() {
             self.done_at = Some(now);
             if let Some(code) = self.close_when_done {
-                conn.close(now, VarInt::from_u64(code).unwrap(), Bytes::from_static(b"bye"));
+                conn.close(
+                    now,
+                    VarInt::from_u64(code).unwrap(),
+                    Bytes::from_static(b"bye"),
+                );
             }
         }
     }
@@ -350,7 +360,11 @@ impl Node for QuicNode {
     fn poll_transmit(&mut self, now: Instant) -> Option<Datagram> {
         self.run_app(now);
         let t = self.ep.poll_transmit(now, 1, &mut self.buf)?;
-        Some(Datagram::new(self.addr, t.destination, self.buf[..t.size].to_vec()))
+        Some(Datagram::new(
+            self.addr,
+            t.destination,
+            self.buf[..t.size].to_vec(),
+        ))
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
@@ -378,10 +392,17 @@ impl Pair {
             .add_node(QuicNode::server(seed ^ 1, server_t), vec![server_addr()])
             .unwrap();
         let client = sim
-            .add_node(QuicNode::client(seed ^ 2, client, start), vec![client_addr()])
+            .add_node(
+                QuicNode::client(seed ^ 2, client, start),
+                vec![client_addr()],
+            )
             .unwrap();
         sim.set_link_pair(server, client, link).unwrap();
-        Pair { sim, server, client }
+        Pair {
+            sim,
+            server,
+            client,
+        }
     }
 
     pub fn client(&self) -> &ClientApp {
