@@ -1,29 +1,29 @@
 //! rustls configurations for QUIC (RFC 9001): TLS 1.3 only, `ring` provider, ALPN, key
 //! logging, self-signed certificates and PEM loading.
 //!
-//! This module is the one place where the runtime builds TLS configurations, so it can be
-//! swapped for `quiver_proto::crypto`'s builders without touching anything else.
+//! The builders delegate to `quiver_proto::crypto` (one implementation of the QUIC TLS
+//! policy), adding key logging and certificate helpers that need file access.
 //!
 //! Every configuration built here installs [`rustls::KeyLogFile`], which writes TLS secrets
 //! in the NSS key log format to the file named by the `SSLKEYLOGFILE` environment variable
 //! (and does nothing when the variable is unset), so captures can be decrypted in
 //! Wireshark.
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use quiver_proto::crypto::{self, CryptoError};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{CipherSuite, DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::path::Path;
 use std::sync::Arc;
+
+pub use quiver_proto::crypto::CipherSuiteSelection as CipherSuites;
 
 /// Errors building a TLS configuration.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TlsError {
-    /// rustls rejected the configuration (bad key, no usable cipher suite, ...).
+    /// The QUIC TLS builders rejected the configuration (bad key, no usable suite, ...).
     #[error("TLS configuration: {0}")]
-    Rustls(#[from] rustls::Error),
+    Crypto(#[from] CryptoError),
     /// Certificate generation failed.
     #[error("certificate generation: {0}")]
     Rcgen(#[from] rcgen::Error),
@@ -40,47 +40,25 @@ pub enum TlsError {
     NoCertificate(String),
 }
 
-/// Which cipher suites a configuration may negotiate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CipherSuites {
-    /// All TLS 1.3 suites of the `ring` provider (AES-128-GCM, AES-256-GCM, ChaCha20).
-    #[default]
-    All,
-    /// Only `TLS13_CHACHA20_POLY1305_SHA256` (the interop runner's `chacha20` test).
-    ///
-    /// Initial packets are still protected with AES-128-GCM as RFC 9001 §5.2 requires;
-    /// that suite is derived by the QUIC core, not negotiated by TLS.
-    ChaCha20Only,
-}
-
-/// The `ring` crypto provider, optionally restricted to ChaCha20-Poly1305.
-pub fn provider(suites: CipherSuites) -> Arc<CryptoProvider> {
-    let mut provider = rustls::crypto::ring::default_provider();
-    if suites == CipherSuites::ChaCha20Only {
-        provider
-            .cipher_suites
-            .retain(|s| s.suite() == CipherSuite::TLS13_CHACHA20_POLY1305_SHA256);
-    }
-    Arc::new(provider)
+fn key_log() -> Option<Arc<dyn rustls::KeyLog>> {
+    Some(Arc::new(rustls::KeyLogFile::new()))
 }
 
 /// A server configuration: TLS 1.3 only (RFC 9001 §4.2), given certificate chain and key,
-/// ALPN protocols in preference order, key logging.
+/// ALPN protocols in preference order, key logging. Built by
+/// [`quiver_proto::crypto::server_config`].
 pub fn server_config(
     cert_chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     alpn: &[&[u8]],
 ) -> Result<rustls::ServerConfig, TlsError> {
-    let mut config = rustls::ServerConfig::builder_with_provider(provider(CipherSuites::All))
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_single_cert(cert_chain, key)?;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    config.key_log = Arc::new(rustls::KeyLogFile::new());
-    // RFC 9001 §4.6.1: a server that does not accept 0-RTT must not advertise early data;
-    // rustls' default of 0 does exactly that.
-    config.max_early_data_size = 0;
-    Ok(config)
+    Ok(crypto::server_config(
+        cert_chain,
+        key,
+        alpn,
+        CipherSuites::All,
+        key_log(),
+    )?)
 }
 
 /// A client configuration verifying servers against `roots` (WebPKI rules).
@@ -89,13 +67,7 @@ pub fn client_config(
     alpn: &[&[u8]],
     suites: CipherSuites,
 ) -> Result<rustls::ClientConfig, TlsError> {
-    let mut config = rustls::ClientConfig::builder_with_provider(provider(suites))
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    config.key_log = Arc::new(rustls::KeyLogFile::new());
-    Ok(config)
+    Ok(crypto::client_config(roots, alpn, suites, key_log())?)
 }
 
 /// **INSECURE, for interop tests only.** A client configuration that accepts *any* server
@@ -109,18 +81,7 @@ pub fn insecure_client_config(
     alpn: &[&[u8]],
     suites: CipherSuites,
 ) -> Result<rustls::ClientConfig, TlsError> {
-    let provider = provider(suites);
-    let verifier = Arc::new(AcceptAnyServerCert {
-        algorithms: provider.signature_verification_algorithms,
-    });
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    config.key_log = Arc::new(rustls::KeyLogFile::new());
-    Ok(config)
+    Ok(crypto::insecure_client_config(alpn, suites, key_log())?)
 }
 
 /// A freshly generated self-signed certificate (ECDSA P-256) for `names` and its key.
@@ -153,48 +114,6 @@ pub fn load_pem(
     Ok((certs, key))
 }
 
-/// Accepts every certificate but checks handshake signatures; see
-/// [`insecure_client_config`].
-#[derive(Debug)]
-struct AcceptAnyServerCert {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AcceptAnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,7 +134,10 @@ mod tests {
             .iter()
             .map(|s| s.suite())
             .collect();
-        assert_eq!(suites, vec![CipherSuite::TLS13_CHACHA20_POLY1305_SHA256]);
+        assert_eq!(
+            suites,
+            vec![rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256]
+        );
     }
 
     #[test]
