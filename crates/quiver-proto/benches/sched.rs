@@ -3,14 +3,15 @@
 //! - `workload/<kind>/<n>`: [`ops_workload`] — open and ready `n` streams, then pop every
 //!   stream twice, re-inserting it with a new class in between (about `n` ready streams
 //!   throughout). Throughput is in scheduler calls, so criterion prints the per-call cost.
-//! - `steady/<kind>/<n>`: with `n` ready streams, one pop + re-rank + re-insert
-//!   (`next`, `on_sent(false)`, `set_class`, `on_ready`) per iteration.
+//! - `churn/<kind>/<n>`: with `n` ready streams, one stream completes and a new one
+//!   arrives per iteration (`next`, `on_sent(false)`, `on_closed`, `on_open`, `on_ready`),
+//!   so the ready set stays at `n` streams with random classes. Per-iteration time.
 //!
 //! The sorted-list baseline is O(n) per insertion, so it is left out at 100k streams.
 //!
 //! Run: `cargo bench -p quiver-proto --bench sched -- --warm-up-time 1 --measurement-time 2`
 
-// `criterion_group!` generates an undocumented `pub fn`.
+// The group macro generates an undocumented `pub fn`.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
@@ -72,10 +73,9 @@ impl Rng {
     }
 }
 
-fn steady(c: &mut Criterion) {
+fn churn(c: &mut Criterion) {
     let start = Instant::now();
-    let mut g = c.benchmark_group("steady");
-    g.throughput(Throughput::Elements(1));
+    let mut g = c.benchmark_group("churn");
     for kind in SchedulerKind::ALL {
         for n in SIZES {
             if skip(kind, n) {
@@ -83,18 +83,21 @@ fn steady(c: &mut Criterion) {
             }
             let mut rng = Rng(42);
             let mut s: Box<dyn Scheduler> = kind.build();
-            for i in 0..n {
-                let id = StreamId::new(Side::Client, Dir::Bi, i as u64);
-                s.on_open(id, &rng.class(start), start);
-                s.on_ready(id, start);
+            let id = |i: u64| StreamId::new(Side::Client, Dir::Bi, i);
+            for i in 0..n as u64 {
+                s.on_open(id(i), &rng.class(start), start);
+                s.on_ready(id(i), start);
             }
+            let mut fresh = n as u64;
             g.bench_function(BenchmarkId::new(kind.name(), n), |b| {
                 b.iter(|| {
-                    if let Some(id) = s.next(start) {
-                        s.on_sent(id, 1200, false, start);
-                        s.set_class(id, &rng.class(start), start);
-                        s.on_ready(id, start);
+                    if let Some(done) = s.next(start) {
+                        s.on_sent(done, 1200, false, start);
+                        s.on_closed(done);
                     }
+                    s.on_open(id(fresh), &rng.class(start), start);
+                    s.on_ready(id(fresh), start);
+                    fresh += 1;
                 })
             });
         }
@@ -102,5 +105,5 @@ fn steady(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, workload, steady);
+criterion_group!(benches, workload, churn);
 criterion_main!(benches);
