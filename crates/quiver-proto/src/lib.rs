@@ -37,6 +37,7 @@ pub mod frame;
 pub mod packet;
 pub mod range_set;
 pub mod recovery;
+pub mod sched;
 pub mod shared;
 pub mod streams;
 pub mod transport_params;
