@@ -97,11 +97,11 @@ fn lossy_3g_both_modes_complete() {
 
 #[test]
 fn one_conn_shows_head_of_line_blocking() {
-    // A long request at t=0, then a short one right behind it.
-    let reqs = vec![
-        Request::new(0, 102_400, Duration::ZERO),
-        Request::new(1, 8_192, Duration::from_millis(5)),
-    ];
+    // Three long requests at t=0, then a short one right behind them.
+    let mut reqs: Vec<Request> = (0..3)
+        .map(|i| Request::new(i, 102_400, Duration::ZERO))
+        .collect();
+    reqs.push(Request::new(3, 8_192, Duration::from_millis(10)));
     let link = LinkConfig::new()
         .rate_bps(5_000_000)
         .delay(Duration::from_millis(25));
@@ -109,11 +109,11 @@ fn one_conn_shows_head_of_line_blocking() {
     let one = run(3, link, reqs.clone(), Mode::OneConn);
     assert_all_complete(&n, &reqs);
     assert_all_complete(&one, &reqs);
-    let short_n = n.outcomes[1].latency().unwrap();
-    let short_one = one.outcomes[1].latency().unwrap();
-    let long_one = one.outcomes[0].completed.unwrap();
-    // Served in order: the short echo cannot finish before the long one.
-    assert!(one.outcomes[1].completed.unwrap() >= long_one);
+    let short_n = n.outcomes[3].latency().unwrap();
+    let short_one = one.outcomes[3].latency().unwrap();
+    let long_one = one.outcomes[2].completed.unwrap();
+    // Served in order: the short echo cannot finish before the long ones.
+    assert!(one.outcomes[3].completed.unwrap() >= long_one);
     assert!(
         short_one > short_n,
         "1-conn {short_one:?} vs n-conn {short_n:?}"
@@ -132,17 +132,40 @@ fn same_seed_same_run() {
     assert_eq!(a.elapsed, b.elapsed);
 }
 
+
+/// The experiment's workload: 90 requests, each uniformly real-time short (8 KB),
+/// free-tier short (8 KB) or long (102.4 KB), opened `gap` apart.
+fn mixed_90(seed: u64, gap: Duration) -> Vec<Request> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..90u32)
+        .map(|i| {
+            let size = match rng.gen_range(0..3) {
+                0 | 1 => 8_192,
+                _ => 102_400,
+            };
+            Request::new(u64::from(i), size, gap * i)
+        })
+        .collect()
+}
+
 #[test]
-fn debug_trace() {
-    let tls = TlsPair::self_signed(&["echo.test"]).unwrap();
-    let start = Instant::now();
-    let mut sim = Sim::new(1, start);
-    let client = TcpClientNode::new(addr(CLIENT), addr(SERVER), "echo.test", tls.client.clone(),
-        vec![Request::new(0, 100, Duration::ZERO)], Mode::NConn).unwrap().start_at(start);
-    let server = TcpEchoServerNode::new(addr(SERVER), tls.server.clone()).unwrap();
-    let c = sim.add_node(client, [addr(CLIENT)]).unwrap();
-    let _s = sim.add_node(server, [addr(SERVER)]).unwrap();
-    sim.set_trace(|e| eprintln!("{:?} {} {:?} {:?}", e.time, e.len, e.src, e.kind));
-    let r = sim.run_while(|sim| !sim.node::<TcpClientNode>(c).unwrap().is_done(), Duration::from_secs(5));
-    eprintln!("{r:?} {:?}", sim.node::<TcpClientNode>(c).unwrap().finish());
+fn ninety_mixed_requests_on_3g() {
+    let link = LinkConfig::profile("3g").unwrap();
+    for gap in [Duration::ZERO, Duration::from_millis(100)] {
+        for mode in [Mode::NConn, Mode::OneConn] {
+            let reqs = mixed_90(5, gap);
+            let r = run(5, link.clone(), reqs.clone(), mode);
+            assert_all_complete(&r, &reqs);
+            let mut lat: Vec<Duration> = r.outcomes.iter().filter_map(Outcome::latency).collect();
+            lat.sort();
+            let mean = lat.iter().sum::<Duration>() / lat.len() as u32;
+            eprintln!(
+                "gap {gap:?} {mode:?}: all done after {:?}; latency mean {mean:?}, median {:?}, max {:?}",
+                r.elapsed,
+                lat[lat.len() / 2],
+                lat[lat.len() - 1]
+            );
+        }
+    }
 }
