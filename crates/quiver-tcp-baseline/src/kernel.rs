@@ -33,7 +33,10 @@ pub struct EchoServer {
 impl EchoServer {
     /// Binds `addr` (port 0 for any) and starts serving. Must be called inside a tokio
     /// runtime.
-    pub async fn bind(addr: SocketAddr, config: rustls::ServerConfig) -> Result<Self, BaselineError> {
+    pub async fn bind(
+        addr: SocketAddr,
+        config: rustls::ServerConfig,
+    ) -> Result<Self, BaselineError> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
@@ -159,8 +162,7 @@ impl TcpClient {
                     tasks.spawn(async move {
                         tokio::time::sleep_until(base + req.start_offset).await;
                         let started = Instant::now();
-                        let result =
-                            tokio::time::timeout_at(deadline, this.one_request(req)).await;
+                        let result = tokio::time::timeout_at(deadline, this.one_request(req)).await;
                         let (completed, failure) = match result {
                             Ok(Ok(t)) => (Some(t), None),
                             Ok(Err(f)) => (None, Some(f)),
@@ -189,9 +191,7 @@ impl TcpClient {
         Ok(outcomes)
     }
 
-    async fn connect(
-        &self,
-    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
+    async fn connect(&self) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
         let tcp = TcpStream::connect(self.server).await.map_err(io_failure)?;
         tcp.set_nodelay(true).map_err(io_failure)?;
         self.connector

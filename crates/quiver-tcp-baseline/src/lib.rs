@@ -99,7 +99,8 @@ pub struct Outcome {
 impl Outcome {
     /// Latency: `completed - started`, for a completed request.
     pub fn latency(&self) -> Option<Duration> {
-        self.completed.map(|c| c.saturating_duration_since(self.started))
+        self.completed
+            .map(|c| c.saturating_duration_since(self.started))
     }
 }
 

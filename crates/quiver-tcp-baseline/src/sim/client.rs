@@ -147,7 +147,10 @@ impl TcpClientNode {
 
     /// Requests completed intact so far.
     pub fn completed(&self) -> usize {
-        self.outcomes.iter().filter(|o| o.completed.is_some()).count()
+        self.outcomes
+            .iter()
+            .filter(|o| o.completed.is_some())
+            .count()
     }
 
     /// One outcome per request, in request order. A request still in progress has
@@ -225,10 +228,14 @@ impl TcpClientNode {
     fn open_due(&mut self, now: Instant) -> bool {
         let mut progress = false;
         while self.due(self.next).is_some_and(|t| t <= now) {
-            let Some(&i) = self.order.get(self.next) else { break };
+            let Some(&i) = self.order.get(self.next) else {
+                break;
+            };
             self.next += 1;
             progress = true;
-            let Some(req) = self.requests.get(i).copied() else { continue };
+            let Some(req) = self.requests.get(i).copied() else {
+                continue;
+            };
             if let Some(o) = self.outcomes.get_mut(i) {
                 o.started = now;
             }
@@ -350,8 +357,8 @@ impl TcpClientNode {
         let mut removed = Vec::new();
         self.conns.retain(|c| {
             let state = sockets.get_mut::<tcp::Socket>(c.handle).state();
-            let gone = (c.closing || c.dead)
-                && matches!(state, tcp::State::Closed | tcp::State::TimeWait);
+            let gone =
+                (c.closing || c.dead) && matches!(state, tcp::State::Closed | tcp::State::TimeWait);
             if gone {
                 removed.push(c.handle);
             }

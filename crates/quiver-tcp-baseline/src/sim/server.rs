@@ -170,7 +170,9 @@ impl TcpEchoServerNode {
             {
                 let room = sock.send_capacity() - sock.send_queue() - 1024;
                 let chunk = buf.len().min(room);
-                let Some(dst) = buf.get_mut(..chunk) else { break };
+                let Some(dst) = buf.get_mut(..chunk) else {
+                    break;
+                };
                 match conn.tls.reader().read(dst) {
                     Ok(0) => {
                         conn.peer_done = true;
@@ -178,7 +180,8 @@ impl TcpEchoServerNode {
                     }
                     Ok(n) => {
                         echo.clear();
-                        conn.framer.feed(dst.get(..n).unwrap_or_default(), &mut echo);
+                        conn.framer
+                            .feed(dst.get(..n).unwrap_or_default(), &mut echo);
                         if !echo.is_empty() {
                             // Cannot fail: the buffer limit is off.
                             let _ = std::io::Write::write_all(&mut conn.tls.writer(), &echo);

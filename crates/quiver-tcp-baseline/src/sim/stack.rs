@@ -213,7 +213,8 @@ impl Stack {
         let epoch = self.epoch?;
         let now = self.now?;
         let t = self.iface.poll_at(self.smol_now(), &self.sockets)?;
-        let at = epoch + std::time::Duration::from_micros(u64::try_from(t.total_micros()).unwrap_or(0));
+        let at =
+            epoch + std::time::Duration::from_micros(u64::try_from(t.total_micros()).unwrap_or(0));
         Some(if at <= now {
             now + std::time::Duration::from_millis(1)
         } else {
