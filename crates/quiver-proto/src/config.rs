@@ -40,6 +40,9 @@ pub struct TransportConfig {
     pub keep_alive_interval: Option<Duration>,
     /// How many connection IDs we are willing to store from the peer.
     pub active_connection_id_limit: u64,
+    /// Stream scheduler (the [`crate::sched::Scheduler`] hook): which stream fills the
+    /// next STREAM frame. Round robin by default; peers may use different schedulers.
+    pub scheduler: Arc<dyn crate::sched::SchedulerFactory>,
     /// Congestion controller factory (the [`crate::cc::Controller`] hook); NewReno when
     /// `None`.
     pub congestion_controller: Option<Arc<dyn crate::cc::ControllerFactory>>,
@@ -63,6 +66,7 @@ impl Default for TransportConfig {
             keep_alive_interval: None,
             active_connection_id_limit: 4,
             congestion_controller: None,
+            scheduler: Arc::new(crate::sched::SchedulerKind::RoundRobin),
         }
     }
 }
@@ -73,6 +77,7 @@ impl std::fmt::Debug for TransportConfig {
             .field("max_idle_timeout", &self.max_idle_timeout)
             .field("stream_receive_window", &self.stream_receive_window)
             .field("receive_window", &self.receive_window)
+            .field("scheduler", &self.scheduler)
             .field(
                 "max_concurrent_bidi_streams",
                 &self.max_concurrent_bidi_streams,

@@ -5,6 +5,7 @@ use crate::state::{dir_idx, wake, ConnId, Shared, State};
 use crate::streams::{RecvStream, SendStream};
 use bytes::Bytes;
 use quiver_proto::connection::{ConnectionStats, SendDatagramError as ProtoDatagramError};
+use quiver_proto::sched::StreamClass;
 use quiver_proto::{Dir, Side, StreamId, VarInt};
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
@@ -80,13 +81,30 @@ impl Connection {
     ///
     /// The peer learns about the stream only when data (or FIN) is sent on it.
     pub async fn open_bi(&self) -> Result<(SendStream, RecvStream), ConnectionError> {
-        let id = poll_fn(|cx| self.poll_open(cx, Dir::Bi)).await?;
+        self.open_bi_with(StreamClass::default()).await
+    }
+
+    /// Open a bidirectional stream with a scheduling class (priority, deadline, level),
+    /// e.g. `conn.open_bi_with(StreamClass::deadline(Duration::from_secs(1)))`. The
+    /// connection's scheduler ([`quiver_proto::config::TransportConfig::scheduler`])
+    /// orders streams by it; a relative deadline counts from now.
+    pub async fn open_bi_with(
+        &self,
+        class: StreamClass,
+    ) -> Result<(SendStream, RecvStream), ConnectionError> {
+        let id = poll_fn(|cx| self.poll_open(cx, Dir::Bi, &class)).await?;
         Ok(self.bi_streams(id))
     }
 
     /// Open a unidirectional stream, waiting while the peer's stream limit is reached.
     pub async fn open_uni(&self) -> Result<SendStream, ConnectionError> {
-        let id = poll_fn(|cx| self.poll_open(cx, Dir::Uni)).await?;
+        self.open_uni_with(StreamClass::default()).await
+    }
+
+    /// Open a unidirectional stream with a scheduling class; see
+    /// [`open_bi_with`](Self::open_bi_with).
+    pub async fn open_uni_with(&self, class: StreamClass) -> Result<SendStream, ConnectionError> {
+        let id = poll_fn(|cx| self.poll_open(cx, Dir::Uni, &class)).await?;
         let mut st = self.inner.shared.lock();
         Ok(SendStream::new(
             self.inner.clone_locked(&mut st),
@@ -119,7 +137,12 @@ impl Connection {
         (send, recv)
     }
 
-    fn poll_open(&self, cx: &mut Context<'_>, dir: Dir) -> Poll<Result<StreamId, ConnectionError>> {
+    fn poll_open(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Dir,
+        class: &StreamClass,
+    ) -> Poll<Result<StreamId, ConnectionError>> {
         let mut st = self.inner.shared.lock();
         if let Some(e) = st.conn_error(self.inner.id) {
             return Poll::Ready(Err(e));
@@ -130,7 +153,7 @@ impl Connection {
         let Some(pc) = pc else {
             return Poll::Ready(Err(ConnectionError::LocallyClosed));
         };
-        match pc.open(dir) {
+        match pc.open_with(Instant::now(), dir, class) {
             Some(id) => Poll::Ready(Ok(id)),
             None => {
                 cs.open_wakers[dir_idx(dir)].register(cx);

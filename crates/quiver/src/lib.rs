@@ -81,5 +81,6 @@ pub use error::{
 };
 pub use quiver_proto::config::{self, ClientConfig, EndpointConfig, ServerConfig, TransportConfig};
 pub use quiver_proto::connection::ConnectionStats;
+pub use quiver_proto::sched::{self, Deadline, SchedulerKind, StreamClass};
 pub use quiver_proto::{Dir, Side, StreamId, VarInt};
 pub use streams::{RecvStream, SendStream};

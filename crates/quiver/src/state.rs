@@ -405,6 +405,13 @@ impl State {
                     wakes.extend(s.stopped_waker.take());
                 }
             }
+            Event::StreamExpired { id: sid } => {
+                // Reset by the scheduler (deadline passed): writers see a closed stream.
+                if let Some(s) = cs.send.get_mut(&sid) {
+                    wakes.extend(s.writable.take());
+                    wakes.extend(s.stopped_waker.take());
+                }
+            }
             Event::DatagramReceived => cs.datagram_wakers.drain_into(wakes),
         }
     }

@@ -71,6 +71,23 @@ impl SendStream {
         result
     }
 
+    /// Change the stream's scheduling class (priority, deadline, level); a relative
+    /// deadline counts from now.
+    pub fn set_class(
+        &mut self,
+        class: &quiver_proto::sched::StreamClass,
+    ) -> Result<(), ClosedStream> {
+        let result = {
+            let mut st = self.conn.shared.lock();
+            match st.parts(self.conn.id) {
+                Some((_, Some(pc))) => pc.set_class(std::time::Instant::now(), self.id, class),
+                _ => Err(ClosedStream),
+            }
+        };
+        self.conn.shared.wake_driver();
+        result
+    }
+
     /// Abandon the stream: RESET_STREAM with `code` (RFC 9000 §19.4); unsent and
     /// unacknowledged data is discarded.
     pub fn reset(&mut self, code: VarInt) -> Result<(), ClosedStream> {

@@ -19,6 +19,7 @@ use crate::config::TransportConfig;
 use crate::crypto::{KeyChange, TlsSession};
 use crate::error::{TransportError, TransportErrorCode};
 use crate::recovery::RttEstimator;
+use crate::sched::StreamClass;
 use crate::shared::{Dir, EcnCodepoint, Epoch, PathId, Side, SpaceId, StreamId};
 use crate::streams::{StreamEvent, StreamsState};
 use crate::transport_params::TransportParameters;
@@ -124,6 +125,12 @@ pub enum Event {
         id: StreamId,
         /// The peer's error code.
         error_code: VarInt,
+    },
+    /// A hard-deadline scheduler dropped the stream because its deadline passed before
+    /// it was fully sent; it was reset with [`crate::sched::DEADLINE_EXCEEDED_CODE`].
+    StreamExpired {
+        /// The stream.
+        id: StreamId,
     },
     /// The peer raised the stream limit: more streams of this direction may be opened.
     StreamAvailable {
@@ -355,7 +362,7 @@ impl Connection {
         ];
         let mut rtt = RttEstimator::new(config.initial_rtt);
         rtt.set_max_ack_delay(Duration::ZERO);
-        let streams = StreamsState::new(init.side, streams_config(&config));
+        let streams = StreamsState::new(init.side, streams_config(&config), init.now);
         let mut cids = CidState::new(
             init.local_cid,
             init.local_reset_token,
@@ -510,12 +517,14 @@ impl Connection {
             return;
         }
         self.path.bytes_received += data.len() as u64;
+        self.streams.set_now(now);
         self.process_datagram(now, remote, ecn, data);
         self.after_input(now);
     }
 
     /// Process expired timers.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.streams.set_now(now);
         for timer in Timer::ALL {
             if !self.timers.is_expired(timer, now) {
                 continue;
@@ -541,6 +550,7 @@ impl Connection {
                 Timer::KeyDiscard => {
                     self.key_update.prev_remote = None;
                 }
+                Timer::StreamExpiry => self.streams.expire(now),
             }
         }
         self.after_input(now);
@@ -555,6 +565,34 @@ impl Connection {
             return None;
         }
         self.streams.open(dir)
+    }
+    /// Open a stream at time `now` with a scheduling class (priority, deadline, level;
+    /// see [`crate::sched`]); a relative deadline counts from `now`. `None` when the
+    /// peer's stream limit is reached (wait for [`Event::StreamAvailable`]).
+    pub fn open_with(&mut self, now: Instant, dir: Dir, class: &StreamClass) -> Option<StreamId> {
+        if self.is_closed() {
+            return None;
+        }
+        self.streams.set_now(now);
+        let id = self.streams.open_with(dir, class);
+        self.timers
+            .set_opt(Timer::StreamExpiry, self.streams.next_expiry());
+        id
+    }
+    /// Change the scheduling class of a stream we send on.
+    pub fn set_class(
+        &mut self,
+        now: Instant,
+        id: StreamId,
+        class: &StreamClass,
+    ) -> Result<(), ClosedStream> {
+        self.streams.set_now(now);
+        self.streams
+            .set_class(id, class)
+            .map_err(|_| ClosedStream)?;
+        self.timers
+            .set_opt(Timer::StreamExpiry, self.streams.next_expiry());
+        Ok(())
     }
     /// Accept the next stream the peer opened.
     pub fn accept(&mut self, dir: Dir) -> Option<StreamId> {
@@ -692,6 +730,7 @@ impl Connection {
                 StreamEvent::Finished { id } => Event::StreamFinished { id },
                 StreamEvent::Stopped { id, error_code } => Event::StreamStopped { id, error_code },
                 StreamEvent::Available { dir } => Event::StreamAvailable { dir },
+                StreamEvent::Expired { id } => Event::StreamExpired { id },
             });
         }
     }
@@ -699,6 +738,8 @@ impl Connection {
     /// Work common to every input: timers, and endpoint bookkeeping.
     fn after_input(&mut self, now: Instant) {
         self.flush_stream_events();
+        self.timers
+            .set_opt(Timer::StreamExpiry, self.streams.next_expiry());
         self.update_loss_timer(now);
         self.update_ack_timer();
         if self.cids.wants_more() && !self.is_closed() && self.peer_params.is_some() {
@@ -939,6 +980,7 @@ fn streams_config(c: &TransportConfig) -> crate::streams::StreamsConfig {
         stream_receive_window: c.stream_receive_window,
         receive_window: c.receive_window,
         send_window: c.send_window,
+        scheduler: c.scheduler.clone(),
     }
 }
 

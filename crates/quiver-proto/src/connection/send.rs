@@ -37,6 +37,7 @@ impl Connection {
         buf: &mut Vec<u8>,
     ) -> Option<Transmit> {
         buf.clear();
+        self.streams.set_now(now);
         match self.state {
             State::Draining | State::Drained => return None,
             State::Closing => return self.poll_close(now, buf),
@@ -67,6 +68,8 @@ impl Connection {
         }
         self.update_loss_timer(now);
         self.update_ack_timer();
+        self.timers
+            .set_opt(Timer::StreamExpiry, self.streams.next_expiry());
         if count == 0 {
             return None;
         }

@@ -20,10 +20,12 @@ pub(crate) enum Timer {
     Pacing = 5,
     /// Drop the previous key phase's receive key (RFC 9001 §6.5).
     KeyDiscard = 6,
+    /// A stream's hard deadline (stream scheduler).
+    StreamExpiry = 7,
 }
 
 impl Timer {
-    pub(crate) const ALL: [Timer; 7] = [
+    pub(crate) const ALL: [Timer; 8] = [
         Timer::Idle,
         Timer::LossDetection,
         Timer::AckDelay,
@@ -31,13 +33,14 @@ impl Timer {
         Timer::KeepAlive,
         Timer::Pacing,
         Timer::KeyDiscard,
+        Timer::StreamExpiry,
     ];
 }
 
 /// Deadlines of all timers.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Timers {
-    data: [Option<Instant>; 7],
+    data: [Option<Instant>; 8],
 }
 
 impl Timers {

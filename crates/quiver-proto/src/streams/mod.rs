@@ -40,7 +40,6 @@
 mod frames;
 mod ranges;
 mod recv;
-mod schedule;
 mod send;
 #[cfg(test)]
 mod tests;
@@ -52,12 +51,16 @@ pub use transmit::SentStreamFrames;
 
 use crate::coding::VarInt;
 use crate::error::TransportError;
+use crate::sched::{
+    Scheduler, SchedulerFactory, SchedulerKind, StreamClass, DEADLINE_EXCEEDED_CODE,
+};
 use crate::shared::{Dir, Side, StreamId};
 use bytes::Bytes;
 use recv::RecvStream;
-use schedule::RoundRobin;
 use send::SendStream;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Largest stream count a MAX_STREAMS / STREAMS_BLOCKED frame may carry (RFC 9000 §4.6).
 const MAX_STREAM_COUNT: u64 = 1 << 60;
@@ -75,6 +78,8 @@ pub struct StreamsConfig {
     pub receive_window: u64,
     /// Local cap on written-but-unacknowledged data, summed over all streams.
     pub send_window: u64,
+    /// Builds the stream scheduler (the [`crate::sched`] hook); round robin by default.
+    pub scheduler: Arc<dyn SchedulerFactory>,
 }
 
 impl Default for StreamsConfig {
@@ -85,6 +90,7 @@ impl Default for StreamsConfig {
             stream_receive_window: 1 << 20,
             receive_window: 8 << 20,
             send_window: 8 << 20,
+            scheduler: Arc::new(SchedulerKind::RoundRobin),
         }
     }
 }
@@ -156,6 +162,13 @@ pub enum StreamEvent {
         error_code: VarInt,
     },
     /// The peer raised its stream limit: [`StreamsState::open`] may succeed again.
+    /// The stream's hard deadline passed before all of it was sent: it was reset with
+    /// [`crate::sched::DEADLINE_EXCEEDED_CODE`].
+    Expired {
+        /// The stream.
+        id: StreamId,
+    },
+    /// More streams of this direction may be opened.
     Available {
         /// Direction.
         dir: Dir,
@@ -269,9 +282,13 @@ pub struct StreamsState {
     reset_pending: BTreeSet<StreamId>,
     stop_pending: BTreeMap<StreamId, VarInt>,
 
-    /// Streams with lost data (or a lost FIN) to resend; served before new data.
-    retransmit: BTreeSet<StreamId>,
-    scheduler: RoundRobin,
+    /// Decides which ready stream fills the next STREAM frame (new data, lost data to
+    /// resend, or a FIN); lost data keeps its stream's place in the order.
+    scheduler: Box<dyn Scheduler>,
+    /// Streams the scheduler was told are ready (mirror, for cheap `has_pending_data`).
+    ready: BTreeSet<StreamId>,
+    /// The connection's latest time, for scheduler calls from commands without one.
+    now: Instant,
     /// Streams whose last write was refused or cut short.
     write_blocked: BTreeSet<StreamId>,
     events: VecDeque<StreamEvent>,
@@ -279,7 +296,7 @@ pub struct StreamsState {
 
 impl StreamsState {
     /// A manager for the `side` end of a connection.
-    pub fn new(side: Side, mut config: StreamsConfig) -> Self {
+    pub fn new(side: Side, mut config: StreamsConfig, now: Instant) -> Self {
         // Windows are carried in varints.
         let max = VarInt::MAX.into_inner();
         config.stream_receive_window = config.stream_receive_window.min(max);
@@ -319,8 +336,9 @@ impl StreamsState {
             stream_data_blocked_pending: BTreeSet::new(),
             reset_pending: BTreeSet::new(),
             stop_pending: BTreeMap::new(),
-            retransmit: BTreeSet::new(),
-            scheduler: RoundRobin::default(),
+            scheduler: config.scheduler.build(),
+            ready: BTreeSet::new(),
+            now,
             write_blocked: BTreeSet::new(),
             events: VecDeque::new(),
             config,
@@ -393,7 +411,7 @@ impl StreamsState {
     /// Whether STREAM frames are waiting to be sent. Flow control is charged at write
     /// time, so buffered data is always sendable.
     pub fn has_pending_data(&self) -> bool {
-        !self.retransmit.is_empty() || !self.scheduler.is_empty()
+        !self.ready.is_empty()
     }
 
     /// Whether [`write_stream_frames`](Self::write_stream_frames) would write something
@@ -425,6 +443,12 @@ impl StreamsState {
     /// Open a stream. `None` when the peer's stream limit is reached; STREAMS_BLOCKED is
     /// then queued and [`StreamEvent::Available`] follows when the limit grows.
     pub fn open(&mut self, dir: Dir) -> Option<StreamId> {
+        self.open_with(dir, &StreamClass::default())
+    }
+
+    /// Open a stream with a scheduling class (priority, deadline, level); see
+    /// [`crate::sched`]. `None` when the peer's stream limit is reached.
+    pub fn open_with(&mut self, dir: Dir, class: &StreamClass) -> Option<StreamId> {
         let d = dir_idx(dir);
         if self.next_local[d] >= self.peer_max_streams[d] {
             // RFC 9000 §4.6: signal once per limit.
@@ -439,7 +463,48 @@ impl StreamsState {
         let id = StreamId::new(self.side, dir, self.next_local[d]);
         self.next_local[d] += 1;
         self.insert_stream(id);
+        self.scheduler.on_open(id, class, self.now);
         Some(id)
+    }
+
+    /// Change the scheduling class of a stream we send on.
+    pub fn set_class(&mut self, id: StreamId, class: &StreamClass) -> Result<(), ClosedStream> {
+        if !self.streams.get(&id).is_some_and(|s| s.send.is_some()) {
+            return Err(ClosedStream);
+        }
+        self.scheduler.set_class(id, class, self.now);
+        Ok(())
+    }
+
+    /// Tell the manager the current time (the connection calls this on every input and
+    /// before building packets); scheduler decisions and deadlines use it.
+    pub fn set_now(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
+    /// Earliest time at which a stream's deadline may expire (arm a timer for
+    /// [`expire`](Self::expire)).
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.scheduler.next_expiry()
+    }
+
+    /// Reset every stream whose hard deadline passed before it was fully sent, with
+    /// [`DEADLINE_EXCEEDED_CODE`]; each one is reported as [`StreamEvent::Expired`].
+    pub fn expire(&mut self, now: Instant) {
+        self.set_now(now);
+        while let Some(id) = self.scheduler.poll_expired(now) {
+            self.ready.remove(&id);
+            if self.do_reset(id, DEADLINE_EXCEEDED_CODE) {
+                self.events.push_back(StreamEvent::Expired { id });
+            }
+        }
+    }
+
+    pub(crate) fn mark_ready(&mut self, id: StreamId) {
+        self.ready.insert(id);
+        self.scheduler.on_ready(id, self.now);
     }
 
     /// Next stream opened by the peer and not yet accepted.
@@ -519,7 +584,7 @@ impl StreamsState {
             send.buf.write_bytes(data);
             self.data_sent += n;
             self.unacked += n;
-            self.scheduler.on_ready(id);
+            self.mark_ready(id);
         }
     }
 
@@ -537,7 +602,7 @@ impl StreamsState {
         send.fin_pending = true;
         send.write_blocked = false;
         self.write_blocked.remove(&id);
-        self.scheduler.on_ready(id);
+        self.mark_ready(id);
         Ok(())
     }
 
@@ -561,7 +626,7 @@ impl StreamsState {
         send.write_blocked = false;
         self.unacked -= released.min(self.unacked);
         self.reset_pending.insert(id);
-        self.retransmit.remove(&id);
+        self.ready.remove(&id);
         self.write_blocked.remove(&id);
         self.stream_data_blocked_pending.remove(&id);
         self.scheduler.on_closed(id);
@@ -847,7 +912,13 @@ impl StreamsState {
         let bidi = id.dir() == Dir::Bi;
         let send = (local || bidi).then(|| SendStream::new(self.initial_send_limit(id)));
         let recv = (!local || bidi).then(|| RecvStream::new(self.config.stream_receive_window));
+        let has_send = send.is_some();
         self.streams.insert(id, Stream { send, recv });
+        if has_send && !local {
+            // Peer-opened bidi stream: default class (the peer's classes are its own).
+            self.scheduler
+                .on_open(id, &StreamClass::default(), self.now);
+        }
     }
 
     fn raise_peer_max_streams(&mut self, dir: Dir, count: u64) {
@@ -912,7 +983,7 @@ impl StreamsState {
         }
         self.streams.remove(&id);
         self.scheduler.on_closed(id);
-        self.retransmit.remove(&id);
+        self.ready.remove(&id);
         self.write_blocked.remove(&id);
         self.max_stream_data_pending.remove(&id);
         self.stream_data_blocked_pending.remove(&id);

@@ -185,31 +185,23 @@ impl StreamsState {
         sent: &mut SentStreamFrames,
     ) {
         let start = buf.len();
+        let now = self.now;
+        self.expire(now);
         loop {
             let room = max_len.saturating_sub(buf.len() - start);
-            let (id, retransmit) = if let Some(&id) = self.retransmit.first() {
-                (id, true)
-            } else if let Some(id) = self.scheduler.next() {
-                (id, false)
-            } else {
+            let Some(id) = self.scheduler.next(now) else {
                 break;
             };
             let Some(send) = self.streams.get_mut(&id).and_then(|s| s.send.as_mut()) else {
-                self.retransmit.remove(&id);
+                self.ready.remove(&id);
                 self.scheduler.on_closed(id);
                 continue;
             };
-            let pending = if retransmit {
-                send.has_retransmit()
-            } else {
-                send.has_pending()
-            };
+            // Lost data (and a lost FIN) goes first within the stream.
+            let pending = send.has_retransmit() || send.has_pending();
             let Some(offset) = send.next_frame_offset().filter(|_| pending) else {
-                if retransmit {
-                    self.retransmit.remove(&id);
-                } else {
-                    self.scheduler.on_closed(id);
-                }
+                self.ready.remove(&id);
+                self.scheduler.on_blocked(id);
                 continue;
             };
             let want = send.buf.next_range_len();
@@ -232,13 +224,10 @@ impl StreamsState {
                 buf.len() - before,
                 frames::stream_header_size(id, chunk.range.start, n) + n as usize
             );
-            if retransmit {
-                if !send.has_retransmit() {
-                    self.retransmit.remove(&id);
-                }
-            } else {
-                let more = send.has_pending();
-                self.scheduler.on_sent(id, n, more);
+            let more = send.has_retransmit() || send.has_pending();
+            self.scheduler.on_sent(id, n as usize, more, now);
+            if !more {
+                self.ready.remove(&id);
             }
             sent.stream.push(SentChunk {
                 id,
@@ -261,7 +250,7 @@ impl StreamsState {
             if done {
                 self.events.push_back(StreamEvent::Finished { id: c.id });
                 self.scheduler.on_closed(c.id);
-                self.retransmit.remove(&c.id);
+                self.ready.remove(&c.id);
                 self.maybe_free(c.id);
             }
         }
@@ -284,7 +273,7 @@ impl StreamsState {
         for c in sent.stream {
             if let Some(send) = self.streams.get_mut(&c.id).and_then(|s| s.send.as_mut()) {
                 if send.on_lost(c.range, c.fin) {
-                    self.retransmit.insert(c.id);
+                    self.mark_ready(c.id);
                 }
             }
         }
