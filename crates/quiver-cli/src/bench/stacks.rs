@@ -97,12 +97,13 @@ pub fn client_tls(cert: &CertificateDer<'static>) -> anyhow::Result<rustls::Clie
 }
 
 fn quiver_transport(t: Tuning) -> Arc<quiver::TransportConfig> {
-    let mut c = quiver::TransportConfig::default();
-    c.stream_receive_window = t.window;
-    c.receive_window = t.window;
-    c.send_window = t.window;
-    c.initial_mtu = t.mtu;
-    Arc::new(c)
+    Arc::new(quiver::TransportConfig {
+        stream_receive_window: t.window,
+        receive_window: t.window,
+        send_window: t.window,
+        initial_mtu: t.mtu,
+        ..Default::default()
+    })
 }
 
 fn quinn_transport(t: Tuning) -> anyhow::Result<Arc<quinn::TransportConfig>> {
