@@ -5,6 +5,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod interop;
 mod netem;
 
@@ -23,6 +24,9 @@ enum Command {
     Interop(interop::InteropCommand),
     /// Run a command behind an emulated link (rate, delay, loss), or build a topology.
     Netem(netem::NetemArgs),
+    /// Benchmarks of Quiver against quinn on this machine.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() {
@@ -36,6 +40,7 @@ fn main() {
     let code = match cli.command {
         Command::Interop(cmd) => interop::run(cmd),
         Command::Netem(args) => netem::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -288,13 +288,20 @@ impl Endpoint {
                 src_ip: r.src_ip,
             });
         }
-        let handles: Vec<usize> = self
-            .connections
-            .range(self.cursor..)
-            .chain(self.connections.range(..self.cursor))
-            .map(|(h, _)| *h)
-            .collect();
-        for h in handles {
+        // Round robin from the cursor, wrapping once, without allocating.
+        let n = self.connections.len();
+        let mut at = self.cursor;
+        for _ in 0..n {
+            let Some(h) = self
+                .connections
+                .range(at..)
+                .next()
+                .or_else(|| self.connections.iter().next())
+                .map(|(h, _)| *h)
+            else {
+                break;
+            };
+            at = h + 1;
             let Some(conn) = self.connections.get_mut(&h) else {
                 continue;
             };

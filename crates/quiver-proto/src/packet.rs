@@ -960,7 +960,7 @@ impl PartialDecode {
 
         if version == 0 {
             // RFC 9000 §17.2.1: Version Negotiation; the rest is a list of versions.
-            if r.remaining() % 4 != 0 {
+            if !r.remaining().is_multiple_of(4) {
                 return Err(PacketDecodeError::InvalidHeader(
                     "version list not a multiple of four bytes",
                 ));

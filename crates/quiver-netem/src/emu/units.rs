@@ -126,7 +126,7 @@ impl fmt::Display for Rate {
             (1_000_000, "mbit"),
             (1_000, "kbit"),
         ] {
-            if bps % div == 0 {
+            if bps.is_multiple_of(div) {
                 return write!(f, "{}{unit}", bps / div);
             }
         }

@@ -85,24 +85,29 @@ impl Connection {
         })
     }
 
-    /// Whether an ack-eliciting packet may be sent now, considering congestion control,
-    /// pacing and anti-amplification. Probes bypass congestion control and pacing.
-    fn send_allowance(&mut self, now: Instant, limit: usize) -> (bool, usize) {
-        let mut budget = limit;
-        if !self.path.validated {
-            let allowed = (3 * self.path.bytes_received).saturating_sub(self.path.bytes_sent);
-            budget = budget.min(allowed as usize);
+    /// Bytes the amplification limit leaves for a datagram of at most `limit` bytes
+    /// (RFC 9000 §8.1: before validation a server sends at most 3× what it received).
+    fn amplification_budget(&self, limit: usize) -> usize {
+        if self.path.validated {
+            return limit;
         }
-        let probing = self.spaces.iter().any(|s| s.probes > 0);
-        if probing {
-            return (true, budget);
+        let allowed = (3 * self.path.bytes_received).saturating_sub(self.path.bytes_sent);
+        limit.min(usize::try_from(allowed).unwrap_or(usize::MAX))
+    }
+
+    /// Whether congestion control and the pacer let an ack-eliciting packet of `limit`
+    /// bytes go now. Only asked when there is something ack-eliciting to send, so the
+    /// pacing timer is armed only when it gates real data. Probes bypass both.
+    fn congestion_allows(&mut self, now: Instant, limit: usize) -> bool {
+        if self.spaces.iter().any(|s| s.probes > 0) {
+            return true;
         }
         let window = self.cc.window();
-        let in_flight = self.bytes_in_flight();
-        if in_flight + limit as u64 > window {
-            return (false, budget);
+        if self.bytes_in_flight() + limit as u64 > window {
+            self.timers.stop(Timer::Pacing);
+            return false;
         }
-        if let Some(at) = self.pacer.delay(
+        match self.pacer.delay(
             now,
             limit as u64,
             self.path.mtu,
@@ -110,11 +115,15 @@ impl Connection {
             window,
             self.cc.pacing_rate(),
         ) {
-            self.timers.set(Timer::Pacing, at);
-            return (false, budget);
+            Some(at) if at > now => {
+                self.timers.set(Timer::Pacing, at);
+                false
+            }
+            _ => {
+                self.timers.stop(Timer::Pacing);
+                true
+            }
         }
-        self.timers.stop(Timer::Pacing);
-        (true, budget)
     }
 
     /// What level `epoch` wants to send, given whether ack-eliciting data is allowed.
@@ -144,20 +153,30 @@ impl Connection {
     /// Build one datagram of at most `limit` bytes. Returns false if nothing was written.
     fn write_datagram(&mut self, now: Instant, buf: &mut Vec<u8>, limit: usize) -> bool {
         let datagram_start = buf.len();
-        let (may_elicit, budget) = self.send_allowance(now, limit);
+        let budget = self.amplification_budget(limit);
+        // Nothing may exceed the amplification budget, not even an ACK.
+        if budget < 64 {
+            return false;
+        }
         let mut plan: Vec<(Epoch, Wants)> = Vec::with_capacity(3);
         for epoch in Epoch::ALL {
-            let w = self.wants(epoch, may_elicit, now);
+            let w = self.wants(epoch, true, now);
             if w.ack || w.eliciting {
                 plan.push((epoch, w));
             }
         }
+        if plan.iter().any(|(_, w)| w.eliciting) && !self.congestion_allows(now, limit) {
+            // Blocked by the window or the pacer: acknowledgements (and probes) only.
+            plan.clear();
+            for epoch in Epoch::ALL {
+                let w = self.wants(epoch, false, now);
+                if w.ack || w.eliciting {
+                    plan.push((epoch, w));
+                }
+            }
+        }
         if plan.is_empty() {
             self.app_limited = true;
-            return false;
-        }
-        // Only acknowledgements may exceed the amplification budget? No: nothing may.
-        if budget < 64 {
             return false;
         }
         let pad_initial = plan

@@ -469,7 +469,7 @@ impl StreamsState {
 
     /// Change the scheduling class of a stream we send on.
     pub fn set_class(&mut self, id: StreamId, class: &StreamClass) -> Result<(), ClosedStream> {
-        if !self.streams.get(&id).is_some_and(|s| s.send.is_some()) {
+        if self.streams.get(&id).is_none_or(|s| s.send.is_none()) {
             return Err(ClosedStream);
         }
         self.scheduler.set_class(id, class, self.now);

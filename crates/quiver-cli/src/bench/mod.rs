@@ -1,0 +1,102 @@
+//! `quiver bench` — measurements of Quiver against quinn on the same machine, in the same
+//! run.
+//!
+//! `quiver bench throughput` times bulk downloads over loopback for each client ← server
+//! pair. Each server runs in a child process of this binary (the hidden
+//! `quiver bench serve` sub-command, one process per stack, started once and reused by
+//! every run) so server and client have separate processes, runtimes and allocators, as
+//! they would in deployment; the clients run in this process. Runs are interleaved (every
+//! pair once per run, in an order rotated each run) so that machine noise hits all pairs
+//! alike. See [`stacks`] for how the two stacks are configured comparably.
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+mod serve;
+mod size;
+mod stacks;
+mod throughput;
+
+pub use size::ByteSize;
+use stacks::Stack;
+
+/// Benchmark sub-commands.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Bulk download throughput over loopback: Quiver vs quinn, side by side.
+    Throughput(ThroughputArgs),
+    /// Internal: serve the benchmark protocol for the `throughput` parent process.
+    #[command(hide = true)]
+    Serve(ServeArgs),
+}
+
+/// Which client ← server pairs to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PairSet {
+    /// quiver ← quiver and quinn ← quinn.
+    Same,
+    /// Also the cross pairs quiver ← quinn and quinn ← quiver.
+    All,
+}
+
+/// Arguments of `quiver bench throughput`.
+#[derive(Args, Debug)]
+pub struct ThroughputArgs {
+    /// Bytes downloaded per run and pair: plain bytes or with a unit (B, KB, MB, GB, KiB,
+    /// MiB, GiB).
+    #[arg(long, default_value = "100MiB")]
+    pub size: ByteSize,
+    /// Number of runs; each run measures every pair once.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub runs: u32,
+    /// Concurrent streams the size is split over.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub streams: u32,
+    /// Pairs to measure.
+    #[arg(long, value_enum, default_value_t = PairSet::Same)]
+    pub pairs: PairSet,
+    /// Write one CSV row per run and pair to this file.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Print the results as JSON on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Stream, connection and send window of both stacks.
+    #[arg(long, default_value = "16MiB")]
+    pub window: ByteSize,
+    /// UDP payload size of both stacks (fixed: path MTU discovery is off).
+    #[arg(long, default_value_t = 1452, value_parser = clap::value_parser!(u16).range(1200..=1472))]
+    pub mtu: u16,
+    /// Give up on a single transfer after this many seconds.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+}
+
+/// Arguments of the hidden `quiver bench serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Stack to serve with.
+    #[arg(long, value_enum)]
+    pub stack: Stack,
+    /// Stream, connection and send window.
+    #[arg(long)]
+    pub window: ByteSize,
+    /// UDP payload size.
+    #[arg(long)]
+    pub mtu: u16,
+}
+
+/// Run a bench sub-command; returns the process exit code.
+pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
+    match cmd {
+        BenchCommand::Throughput(args) => throughput::run(args),
+        BenchCommand::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the tokio runtime")?;
+            runtime.block_on(serve::run(args))
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The two QUIC stacks under test, configured as alike as their knobs allow, and the bulk
+//! download protocol both speak.
+//!
+//! Protocol, one request per bidirectional stream: the client sends the number of bytes
+//! it wants as a big-endian `u64` and FIN; the server answers with that many bytes and
+//! FIN. Bytes are counted, not checked: content integrity is the interop tests' job.
+//!
+//! Comparable configuration (see [`Tuning`]):
+//! - TLS 1.3 with only `TLS13_AES_128_GCM_SHA256` on both sides (Initial packets use it
+//!   anyway, RFC 9001 §5.2), ECDSA P-256 self-signed certificate, no key logging;
+//! - equal stream, connection and send windows;
+//! - a fixed UDP payload size on both sides: quiver has no path MTU discovery, so quinn's
+//!   is switched off and both start (and stay) at the same `initial_mtu`;
+//! - NewReno congestion control on both (quiver's only controller; quinn defaults to
+//!   CUBIC);
+//! - GSO/GRO as each stack's UDP layer (quinn-udp for both) detects it.
+
+use anyhow::{bail, Context};
+use clap::ValueEnum;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// ALPN of the benchmark protocol.
+pub const ALPN: &[u8] = b"quiver-bench";
+/// Name in the server certificate.
+pub const SERVER_NAME: &str = "localhost";
+/// Size of the buffer the servers write from.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Largest chunk the clients ask for per read.
+const READ_CHUNK: usize = 1 << 20;
+
+/// A QUIC implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stack {
+    /// This project.
+    Quiver,
+    /// quinn 0.11, the reference point.
+    Quinn,
+}
+
+impl Stack {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stack::Quiver => "quiver",
+            Stack::Quinn => "quinn",
+        }
+    }
+}
+
+/// Transport settings applied identically to both stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Stream and connection receive windows, and the send window, in bytes.
+    pub window: u64,
+    /// UDP payload size of every packet after the handshake's first flight.
+    pub mtu: u16,
+}
+
+/// The one cipher-suite provider both stacks get: ring, AES-128-GCM only.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites
+        .retain(|s| s.suite() == rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    Arc::new(p)
+}
+
+/// Server TLS: TLS 1.3 only (RFC 9001 §4.2), no 0-RTT, no key log.
+pub fn server_tls(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> anyhow::Result<rustls::ServerConfig> {
+    let mut c = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    c.alpn_protocols = vec![ALPN.to_vec()];
+    c.max_early_data_size = 0;
+    c.key_log = Arc::new(rustls::NoKeyLog);
+    Ok(c)
+}
+
+/// Client TLS trusting exactly the server's self-signed certificate, no key log.
+pub fn client_tls(cert: &CertificateDer<'static>) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).context("server certificate")?;
+    let mut c = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    c.alpn_protocols = vec![ALPN.to_vec()];
+    c.key_log = Arc::new(rustls::NoKeyLog);
+    Ok(c)
+}
+
+fn quiver_transport(t: Tuning) -> Arc<quiver::TransportConfig> {
+    Arc::new(quiver::TransportConfig {
+        stream_receive_window: t.window,
+        receive_window: t.window,
+        send_window: t.window,
+        initial_mtu: t.mtu,
+        ..Default::default()
+    })
+}
+
+fn quinn_transport(t: Tuning) -> anyhow::Result<Arc<quinn::TransportConfig>> {
+    let window = quinn::VarInt::from_u64(t.window).context("window too large")?;
+    let mut c = quinn::TransportConfig::default();
+    c.stream_receive_window(window)
+        .receive_window(window)
+        .send_window(t.window)
+        .initial_mtu(t.mtu)
+        .mtu_discovery_config(None)
+        .congestion_controller_factory(Arc::new(quinn::congestion::NewRenoConfig::default()));
+    Ok(Arc::new(c))
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers
+
+/// A running server endpoint of either stack.
+pub enum Server {
+    /// A quiver endpoint.
+    Quiver(quiver::Endpoint),
+    /// A quinn endpoint.
+    Quinn(quinn::Endpoint),
+}
+
+impl Server {
+    /// Bind a server of `stack` on 127.0.0.1 (any port). Must run inside a tokio runtime.
+    pub fn bind(
+        stack: Stack,
+        tuning: Tuning,
+        certs: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> anyhow::Result<Self> {
+        let tls = server_tls(certs, key)?;
+        Ok(match stack {
+            Stack::Quiver => {
+                let mut config = quiver::ServerConfig::new(Arc::new(tls));
+                config.transport = quiver_transport(tuning);
+                Server::Quiver(
+                    quiver::Endpoint::server(config, loopback()).context("quiver server")?,
+                )
+            }
+            Stack::Quinn => {
+                let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+                    .context("quinn server crypto")?;
+                let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+                config.transport_config(quinn_transport(tuning)?);
+                Server::Quinn(quinn::Endpoint::server(config, loopback()).context("quinn server")?)
+            }
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(match self {
+            Server::Quiver(ep) => ep.local_addr()?,
+            Server::Quinn(ep) => ep.local_addr()?,
+        })
+    }
+
+    /// Serve the download protocol forever.
+    pub async fn serve(self) {
+        let data: Arc<[u8]> = (0..WRITE_CHUNK)
+            .map(|i| (i.wrapping_mul(31) >> 3) as u8)
+            .collect();
+        match self {
+            Server::Quiver(ep) => {
+                while let Some(conn) = ep.accept().await {
+                    let data = data.clone();
+                    tokio::spawn(async move {
+                        while let Ok((send, recv)) = conn.accept_bi().await {
+                            tokio::spawn(quiver_respond(send, recv, data.clone()));
+                        }
+                    });
+                }
+            }
+            Server::Quinn(ep) => {
+                while let Some(incoming) = ep.accept().await {
+                    let data = data.clone();
+                    tokio::spawn(async move {
+                        let Ok(conn) = incoming.await else { return };
+                        while let Ok((send, recv)) = conn.accept_bi().await {
+                            tokio::spawn(quinn_respond(send, recv, data.clone()));
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn parse_request(req: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(req.try_into().ok()?))
+}
+
+async fn quiver_respond(
+    mut send: quiver::SendStream,
+    mut recv: quiver::RecvStream,
+    data: Arc<[u8]>,
+) {
+    let Some(mut left) = recv
+        .read_to_end(8)
+        .await
+        .ok()
+        .as_deref()
+        .and_then(parse_request)
+    else {
+        let _ = send.reset(1u32.into());
+        return;
+    };
+    while left > 0 {
+        let n = usize::try_from(left).map_or(data.len(), |l| l.min(data.len()));
+        if send.write_all(&data[..n]).await.is_err() {
+            return;
+        }
+        left -= n as u64;
+    }
+    let _ = send.finish();
+}
+
+async fn quinn_respond(mut send: quinn::SendStream, mut recv: quinn::RecvStream, data: Arc<[u8]>) {
+    let Some(mut left) = recv
+        .read_to_end(8)
+        .await
+        .ok()
+        .as_deref()
+        .and_then(parse_request)
+    else {
+        let _ = send.reset(1u32.into());
+        return;
+    };
+    while left > 0 {
+        let n = usize::try_from(left).map_or(data.len(), |l| l.min(data.len()));
+        if send.write_all(&data[..n]).await.is_err() {
+            return;
+        }
+        left -= n as u64;
+    }
+    let _ = send.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// Clients
+
+/// One timed download.
+#[derive(Debug, Clone, Copy)]
+pub struct Transfer {
+    /// Bytes received over all streams.
+    pub bytes: u64,
+    /// From opening the streams to the last stream's FIN (handshake excluded).
+    pub duration: Duration,
+    /// Handshake time, reported for information.
+    pub handshake: Duration,
+}
+
+/// Connect to `server` with a fresh `stack` client endpoint, download `sizes[i]` bytes on
+/// stream `i` concurrently, close, and report the timing.
+pub async fn download(
+    stack: Stack,
+    tuning: Tuning,
+    cert: &CertificateDer<'static>,
+    server: SocketAddr,
+    sizes: &[u64],
+) -> anyhow::Result<Transfer> {
+    let tls = client_tls(cert)?;
+    match stack {
+        Stack::Quiver => {
+            let mut config = quiver::ClientConfig::new(Arc::new(tls));
+            config.transport = quiver_transport(tuning);
+            let ep = quiver::Endpoint::client(loopback()).context("quiver client endpoint")?;
+            let t0 = Instant::now();
+            let conn = ep
+                .connect_with(config, server, SERVER_NAME)?
+                .await
+                .context("quiver handshake")?;
+            let handshake = t0.elapsed();
+            let start = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for &size in sizes {
+                let conn = conn.clone();
+                tasks.spawn(async move {
+                    let (mut send, mut recv) = conn.open_bi().await?;
+                    send.write_all(&size.to_be_bytes()).await?;
+                    send.finish()?;
+                    let mut got = 0u64;
+                    while let Some(chunk) = recv.read_chunk(READ_CHUNK).await? {
+                        got += chunk.len() as u64;
+                    }
+                    anyhow::Ok(got)
+                });
+            }
+            let bytes = join_all(tasks).await.context("quiver download")?;
+            let duration = start.elapsed();
+            conn.close(0u32.into(), b"done");
+            let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
+            Ok(Transfer {
+                bytes,
+                duration,
+                handshake,
+            })
+        }
+        Stack::Quinn => {
+            let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+                .context("quinn client crypto")?;
+            let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+            config.transport_config(quinn_transport(tuning)?);
+            let ep = quinn::Endpoint::client(loopback()).context("quinn client endpoint")?;
+            let t0 = Instant::now();
+            let conn = ep
+                .connect_with(config, server, SERVER_NAME)?
+                .await
+                .context("quinn handshake")?;
+            let handshake = t0.elapsed();
+            let start = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for &size in sizes {
+                let conn = conn.clone();
+                tasks.spawn(async move {
+                    let (mut send, mut recv) = conn.open_bi().await?;
+                    send.write_all(&size.to_be_bytes()).await?;
+                    send.finish()?;
+                    let mut got = 0u64;
+                    while let Some(chunk) = recv.read_chunk(READ_CHUNK, true).await? {
+                        got += chunk.bytes.len() as u64;
+                    }
+                    anyhow::Ok(got)
+                });
+            }
+            let bytes = join_all(tasks).await.context("quinn download")?;
+            let duration = start.elapsed();
+            conn.close(0u32.into(), b"done");
+            let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
+            Ok(Transfer {
+                bytes,
+                duration,
+                handshake,
+            })
+        }
+    }
+}
+
+/// Wait for every stream task, summing the bytes; the first error aborts the rest.
+async fn join_all(mut tasks: tokio::task::JoinSet<anyhow::Result<u64>>) -> anyhow::Result<u64> {
+    let mut total = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r {
+            Ok(Ok(n)) => total += n,
+            Ok(Err(e)) => return Err(e),
+            Err(e) => bail!("stream task failed: {e}"),
+        }
+    }
+    Ok(total)
+}
