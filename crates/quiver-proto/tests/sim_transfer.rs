@@ -125,3 +125,36 @@ fn same_seed_same_run() {
     };
     assert_eq!(run(11), run(11));
 }
+
+#[test]
+fn peers_with_different_schedulers_interoperate() {
+    use quiver_proto::sched::SchedulerKind;
+    use std::sync::Arc;
+    for (c, s) in [
+        (SchedulerKind::Pifo, SchedulerKind::Fcfs),
+        (
+            SchedulerKind::Edf { drop: false },
+            SchedulerKind::MultiLevel { drop: false },
+        ),
+        (SchedulerKind::Abs, SchedulerKind::RoundRobin),
+    ] {
+        let ct = TransportConfig {
+            scheduler: Arc::new(c),
+            ..transport()
+        };
+        let st = TransportConfig {
+            scheduler: Arc::new(s),
+            ..transport()
+        };
+        let app = ClientApp::new(client_config(ct), 20, 20_000);
+        let mut pair = Pair::new(12, link(20, 10).loss(0.01), st, app);
+        pair.run_to_completion(Duration::from_secs(60));
+        let cl = pair.client();
+        assert_eq!(
+            (cl.completed, cl.corrupt),
+            (20, 0),
+            "{c} vs {s}: {:?}",
+            cl.lost
+        );
+    }
+}

@@ -45,7 +45,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// Inverse of [`to_hex`].
 pub fn from_hex(s: &str) -> anyhow::Result<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         bail!("odd-length hex string");
     }
     (0..s.len())
