@@ -18,10 +18,30 @@
 //!
 //! ## Extension points
 //! Each hook is a trait or an explicit API in one module:
-//! - [`cc::Controller`] — congestion control (window and pacing rate);
+//! - [`sched::Scheduler`] — which stream fills the next STREAM frame (FCFS, RR, EDF with
+//!   deadline drop, ABS, multi-level, PIFO built in); each stream carries a
+//!   [`sched::StreamClass`] given at [`connection::Connection::open_with`];
+//! - [`cc::Controller`] — congestion control (window and pacing rate) fed per-ACK samples;
 //! - [`cid::ConnectionIdGenerator`] — how connection IDs are minted (routing in CIDs);
 //! - the data model keeps one packet-number space per path in the application epoch
-//!   ([`shared::SpaceId::Data`]) so that multipath and stream hand-off need no rewrite.
+//!   ([`shared::SpaceId::Data`], [`packet::PartialEncode::finish_for_path`]) so that
+//!   multipath and stream hand-off need no rewrite.
+//!
+//! ## Module map
+//! | module | what |
+//! |---|---|
+//! | [`coding`], [`frame`], [`packet`], [`transport_params`] | wire codecs (each with round-trip and no-panic property tests) |
+//! | [`crypto`] | TLS 1.3 via `rustls::quic`, Initial keys, config builders |
+//! | [`connection`] | the per-connection state machine (send/recv paths, CIDs, timers) |
+//! | [`endpoint`] | CID routing, version negotiation, stateless reset, accepting |
+//! | [`streams`], [`sched`] | stream state, flow control, scheduling |
+//! | [`recovery`], [`cc`] | RFC 9002 loss detection, RTT, ACK tracking; congestion control and pacing |
+//!
+//! ## What is not implemented yet
+//! 0-RTT and session resumption, Retry (the codec exists, the endpoint does not send it),
+//! connection migration and path validation (a server follows a peer's new address
+//! without validating it), path-MTU discovery, initiating key updates (peer-initiated
+//! updates are followed), and the multipath extension itself.
 
 #![forbid(unsafe_code)]
 
@@ -45,4 +65,5 @@ pub mod transport_params;
 pub use cid::{ConnectionId, ConnectionIdGenerator, RandomCidGenerator};
 pub use coding::VarInt;
 pub use error::{TransportError, TransportErrorCode};
+pub use endpoint::{ConnectionHandle, DatagramEvent, Endpoint};
 pub use shared::{Dir, Epoch, PathId, Side, SpaceId, StreamId};
