@@ -64,6 +64,6 @@ pub mod transport_params;
 
 pub use cid::{ConnectionId, ConnectionIdGenerator, RandomCidGenerator};
 pub use coding::VarInt;
-pub use error::{TransportError, TransportErrorCode};
 pub use endpoint::{ConnectionHandle, DatagramEvent, Endpoint};
+pub use error::{TransportError, TransportErrorCode};
 pub use shared::{Dir, Epoch, PathId, Side, SpaceId, StreamId};
