@@ -190,6 +190,23 @@ impl Endpoint {
             return Some(DatagramEvent::Known(h));
         }
 
+        if !long && data.len() >= 21 {
+            // RFC 9000 §10.3.1: a stateless reset carries a random DCID, so it matches no
+            // CID of ours; it is recognised by its last 16 bytes. Without this check a
+            // client never learns that the server lost its state (and would answer the
+            // reset with a reset of its own). A linear scan keeps the token bookkeeping
+            // in the connections; unknown-CID short packets are rare.
+            let tail = &data[data.len() - RESET_TOKEN_SIZE..];
+            let hit = self
+                .connections
+                .iter()
+                .find(|(_, c)| c.is_stateless_reset(tail))
+                .map(|(h, _)| ConnectionHandle(*h));
+            if let Some(h) = hit {
+                self.deliver(now, h, remote, ecn, data);
+                return Some(DatagramEvent::Known(h));
+            }
+        }
         let Some(version) = version else {
             // Unknown short-header packet: maybe a peer that lost its state talking to
             // us; answer with a stateless reset (RFC 9000 §10.3).

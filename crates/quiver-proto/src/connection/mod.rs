@@ -11,6 +11,9 @@ mod send;
 mod spaces;
 mod timers;
 
+#[cfg(test)]
+mod tests;
+
 use crate::cc::DeliveryRateEstimator;
 use crate::cc::{Controller, Pacer};
 use crate::cid::{ConnectionId, ResetToken};
@@ -708,6 +711,14 @@ impl Connection {
     /// Local CIDs currently routed to this connection.
     pub(crate) fn local_cids(&self) -> impl Iterator<Item = ConnectionId> + '_ {
         self.cids.local_cids()
+    }
+
+    /// Whether `tail` (the last 16 bytes of a datagram) is a stateless reset token the
+    /// peer issued to us (RFC 9000 §10.3.1), so the endpoint can route a reset whose
+    /// random DCID matches no connection.
+    pub(crate) fn is_stateless_reset(&self, tail: &[u8]) -> bool {
+        !matches!(self.state, State::Draining | State::Drained)
+            && self.cids.is_stateless_reset(tail)
     }
 
     /// The DCID of the client's first Initial.

@@ -231,6 +231,12 @@ impl Connection {
         payload: Bytes,
         dst_cid: &ConnectionId,
     ) -> Result<bool, TransportError> {
+        // RFC 9000 §12.4: a packet containing no frames is a PROTOCOL_VIOLATION.
+        if payload.is_empty() {
+            return Err(TransportError::PROTOCOL_VIOLATION(
+                "packet contains no frames",
+            ));
+        }
         let mut ack_eliciting = false;
         let mut crypto_seen = false;
         for frame in frame::Iter::new(payload) {
@@ -252,20 +258,21 @@ impl Connection {
                     _ => continue,
                 }
             }
+            // RFC 9000 §19.19: the Frame Type field names the frame that triggered the
+            // error. That frame is known here, so it overrides whatever a sub-module
+            // guessed (the streams module reports every STREAM variant as 0x08).
             self.process_frame(now, epoch, frame, dst_cid, &mut crypto_seen)
-                .map_err(|e| {
-                    if e.frame.is_none() {
-                        e.with_frame(ty)
-                    } else {
-                        e
-                    }
-                })?;
+                .map_err(|e| e.with_frame(ty))?;
             if self.state == State::Drained {
                 break;
             }
         }
         if crypto_seen {
-            self.feed_tls(epoch)?;
+            // Errors of the reassembled CRYPTO stream were triggered by a CRYPTO frame.
+            self.feed_tls(epoch).map_err(|e| match e.frame {
+                Some(_) => e,
+                None => e.with_frame(frame::frame_type::CRYPTO),
+            })?;
         }
         Ok(ack_eliciting)
     }
