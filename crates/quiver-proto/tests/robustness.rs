@@ -21,8 +21,8 @@ use quiver_proto::{Dir, StreamId};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-const CLIENT_SEED: u64 = 0x5eed_c1;
-const SERVER_SEED: u64 = 0x5eed_5e;
+const CLIENT_SEED: u64 = 0x005e_edc1;
+const SERVER_SEED: u64 = 0x005e_ed5e;
 /// Safety net against livelock: a drive loop never takes more steps than this.
 const MAX_STEPS: usize = 20_000;
 
