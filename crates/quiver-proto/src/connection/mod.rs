@@ -763,6 +763,12 @@ impl Connection {
     }
 
     fn reset_idle_timer(&mut self, now: Instant) {
+        if self.is_closed() {
+            // RFC 9000 §10.2: once closing or draining only the Close timer runs;
+            // re-arming Idle for packets received meanwhile would let an idle timeout
+            // overwrite the close reason (and keep the connection beyond 3 PTO).
+            return;
+        }
         match self.idle_timeout {
             // RFC 9000 §10.1: at least 3 PTOs so that probes can go out first.
             Some(t) if !t.is_zero() => {

@@ -632,6 +632,14 @@ impl Connection {
     }
 
     pub(super) fn update_ack_timer(&mut self) {
+        // RFC 9000 §10.2: a closing or draining connection sends no ACKs. Without this,
+        // a packet received while closing armed an ACK deadline that `poll_transmit`
+        // (which only sends CONNECTION_CLOSE then) never cleared: the timer stayed
+        // expired and a driver calling `handle_timeout` spun forever.
+        if self.is_closed() {
+            self.timers.stop(super::Timer::AckDelay);
+            return;
+        }
         let t = self
             .spaces
             .iter()
