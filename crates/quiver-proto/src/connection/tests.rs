@@ -9,7 +9,7 @@
 
 use super::{Connection, ConnectionError, Event, State};
 use crate::cid::ConnectionId;
-use crate::coding::BufMutExt;
+use crate::coding::{BufMutExt, VarInt};
 use crate::config::{ClientConfig, EndpointConfig, ServerConfig, TransportConfig};
 use crate::endpoint::{ConnectionHandle, Endpoint};
 use crate::error::TransportErrorCode as Code;
