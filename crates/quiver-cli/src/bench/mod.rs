@@ -13,6 +13,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+mod classes;
+mod sched_ops;
 mod serve;
 mod size;
 mod stacks;
@@ -29,6 +31,11 @@ pub enum BenchCommand {
     /// Internal: serve the benchmark protocol for the `throughput` parent process.
     #[command(hide = true)]
     Serve(ServeArgs),
+    /// QoS request classes (real-time, free-tier, long) over a simulated link: QUIC
+    /// stream schedulers vs TLS/TCP, completion within deadline and latency.
+    Classes(classes::ClassesArgs),
+    /// Cost of the stream schedulers' operations at 1k/10k/100k streams.
+    SchedOps(sched_ops::SchedOpsArgs),
 }
 
 /// Which client ← server pairs to measure.
@@ -91,6 +98,8 @@ pub struct ServeArgs {
 pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
     match cmd {
         BenchCommand::Throughput(args) => throughput::run(args),
+        BenchCommand::Classes(args) => classes::run(args),
+        BenchCommand::SchedOps(args) => sched_ops::run(args),
         BenchCommand::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
