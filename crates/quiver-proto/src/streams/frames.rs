@@ -26,10 +26,6 @@ pub(crate) const STREAM_DATA_BLOCKED: u64 = 0x15;
 /// STREAMS_BLOCKED, bidirectional (§19.14); uni is 0x17.
 pub(crate) const STREAMS_BLOCKED_BIDI: u64 = 0x16;
 
-const STREAM_OFF: u64 = 0x04;
-const STREAM_LEN: u64 = 0x02;
-const STREAM_FIN: u64 = 0x01;
-
 /// A stream-related control frame.
 #[derive(Debug, Clone, Copy, Eq, PartialEq)]
 pub(crate) enum Control {
@@ -133,36 +129,24 @@ impl Control {
 }
 
 /// Size of a STREAM frame header (type, id, offset if non-zero, length) for `len` bytes.
+/// Delegates to the crate's one frame codec ([`crate::frame::Stream`]).
 pub(crate) fn stream_header_size(id: StreamId, offset: u64, len: u64) -> usize {
-    let off = if offset > 0 {
-        size_of_varint(offset)
-    } else {
-        0
-    };
-    1 + size_of_varint(id.0) + off + size_of_varint(len)
+    crate::frame::Stream::header_len(id, offset, len as usize, true)
 }
 
 /// Largest payload that fits with its header in `budget` bytes, capped at `want`.
-/// `None` if not even an empty frame fits.
+/// `None` if not even an empty frame fits (an empty frame carries a lone FIN).
 pub(crate) fn stream_payload_fit(
     id: StreamId,
     offset: u64,
     want: u64,
     budget: usize,
 ) -> Option<u64> {
-    let fixed = stream_header_size(id, offset, 0) - 1; // without the length field
-    let avail = budget.checked_sub(fixed)? as u64;
-    // Try each length-field size; the first that fits gives (nearly) the largest payload.
-    for n in [1u64, 2, 4, 8] {
-        if avail < n {
-            return None;
-        }
-        let len = (avail - n).min(want);
-        if size_of_varint(len) as u64 <= n {
-            return Some(len);
-        }
+    if want == 0 {
+        return (stream_header_size(id, offset, 0) <= budget).then_some(0);
     }
-    None
+    let max = crate::frame::Stream::max_data_len(id, offset, budget, true)?;
+    Some(want.min(max as u64))
 }
 
 /// Append a STREAM frame header (with OFF as needed, always LEN). The caller appends
@@ -174,19 +158,7 @@ pub(crate) fn encode_stream_header(
     len: u64,
     fin: bool,
 ) {
-    let mut ty = STREAM | STREAM_LEN;
-    if offset > 0 {
-        ty |= STREAM_OFF;
-    }
-    if fin {
-        ty |= STREAM_FIN;
-    }
-    buf.put_var(ty);
-    buf.put_var(id.0);
-    if offset > 0 {
-        buf.put_var(offset);
-    }
-    buf.put_var(len);
+    crate::frame::Stream::encode_header(id, offset, len as usize, fin, true, buf);
 }
 
 /// A test-only decoder for the frames above, used by the loopback tests.
@@ -233,12 +205,12 @@ pub(crate) mod decode {
             }),
             0x08..=0x0f => {
                 let id = id(r)?;
-                let offset = if ty & STREAM_OFF != 0 {
+                let offset = if ty & crate::frame::frame_type::STREAM_OFF != 0 {
                     r.get_var()?
                 } else {
                     0
                 };
-                let len = if ty & STREAM_LEN != 0 {
+                let len = if ty & crate::frame::frame_type::STREAM_LEN != 0 {
                     usize::try_from(r.get_var()?).map_err(|_| UnexpectedEnd)?
                 } else {
                     r.remaining()
@@ -248,7 +220,7 @@ pub(crate) mod decode {
                     id,
                     offset,
                     data,
-                    fin: ty & STREAM_FIN != 0,
+                    fin: ty & crate::frame::frame_type::STREAM_FIN != 0,
                 }
             }
             MAX_DATA => Frame::Control(Control::MaxData(r.get_var()?)),
