@@ -1,8 +1,8 @@
 //! Scheduler management cost: insert / pop / re-insert with 1k, 10k and 100k streams.
 //!
-//! - `workload/<kind>/<n>`: [`ops_workload`] — open and ready `n` streams, then pop every
-//!   stream twice, re-inserting it with a new class in between (about `n` ready streams
-//!   throughout). Throughput is in scheduler calls, so criterion prints the per-call cost.
+//! - `workload/<kind>/<n>`: [`ops_workload`] — every phase of `OpsBench` with `n` ready
+//!   streams (insert, serve, churn, reinsert, drain; `n` steps each). Throughput is in
+//!   scheduler calls, so criterion prints the per-call cost.
 //! - `churn/<kind>/<n>`: with `n` ready streams, one stream completes and a new one
 //!   arrives per iteration (`next`, `on_sent(false)`, `on_closed`, `on_open`, `on_ready`),
 //!   so the ready set stays at `n` streams with random classes. Per-iteration time.
@@ -38,7 +38,7 @@ fn workload(c: &mut Criterion) {
             if skip(kind, n) {
                 continue;
             }
-            g.throughput(Throughput::Elements((9 * n + 1) as u64));
+            g.throughput(Throughput::Elements((16 * n + 1) as u64));
             g.bench_with_input(BenchmarkId::new(kind.name(), n), &n, |b, &n| {
                 b.iter(|| black_box(ops_workload(kind, black_box(n), start)))
             });

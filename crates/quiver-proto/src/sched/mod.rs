@@ -86,10 +86,10 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::coding::VarInt;
-use crate::shared::{Dir, Side, StreamId};
+use crate::shared::StreamId;
 
 mod abs;
 mod class;
@@ -97,6 +97,7 @@ mod edf;
 mod fcfs;
 mod keyed;
 mod multilevel;
+mod ops;
 mod pifo;
 mod rr;
 mod sorted_list;
@@ -107,6 +108,7 @@ pub use class::{Deadline, StreamClass};
 pub use edf::Edf;
 pub use fcfs::Fcfs;
 pub use multilevel::MultiLevel;
+pub use ops::{ops_workload, OpsBench, Phase};
 pub use pifo::Pifo;
 pub use rr::RoundRobin;
 pub use sorted_list::SortedListAbs;
@@ -268,76 +270,6 @@ impl FromStr for SchedulerKind {
         alias
             .or_else(|| SchedulerKind::ALL.into_iter().find(|k| k.name() == lower))
             .ok_or_else(|| UnknownScheduler(s.to_owned()))
-    }
-}
-
-/// A fixed, clock-free scheduling workload for benchmarks: returns the number of
-/// scheduler calls it made, so a caller that times it gets the per-call cost.
-///
-/// `n` client bidirectional streams are opened with pseudo-random classes (priority
-/// 0–7, level 0–3, half of them with a deadline 1–2 s after `start`; the same classes for
-/// every `kind`) and made ready — *insert*. Then streams are served until none is ready:
-/// each `next` is followed by `on_sent(.., still_ready = false)` — *pop*; the first time
-/// a stream is popped it gets a new pseudo-random class and becomes ready again, as a
-/// re-ranked stream or one with lost data would — *re-insert*; the second time it is
-/// closed. So the ready set holds about `n` streams for most of the run, and the run makes
-/// `9n + 1` calls. Time stays at `start`, so no deadline expires.
-pub fn ops_workload(kind: SchedulerKind, n: usize, start: Instant) -> usize {
-    let mut sched = kind.build();
-    let mut rng = SplitMix64(0x5157_4956_4552_5343);
-    let mut ops = 0;
-    let id = |i: usize| StreamId::new(Side::Client, Dir::Bi, i as u64);
-    let class = |rng: &mut SplitMix64| {
-        let r = rng.next();
-        let c = StreamClass::new()
-            .with_priority((r & 7) as u8)
-            .with_level(((r >> 3) & 3) as u8);
-        let ms = 1000 + (r >> 6) % 1000;
-        match start.checked_add(Duration::from_millis(ms)) {
-            Some(d) if (r >> 5) & 1 == 1 => c.with_deadline(Deadline::At(d)),
-            _ => c,
-        }
-    };
-    for i in 0..n {
-        sched.on_open(id(i), &class(&mut rng), start);
-        sched.on_ready(id(i), start);
-        ops += 2;
-    }
-    let mut reinserted = vec![false; n];
-    loop {
-        ops += 1;
-        let Some(s) = sched.next(start) else { break };
-        sched.on_sent(s, 1200, false, start);
-        ops += 1;
-        match usize::try_from(s.index())
-            .ok()
-            .and_then(|i| reinserted.get_mut(i))
-        {
-            Some(done) if !*done => {
-                *done = true;
-                sched.set_class(s, &class(&mut rng), start);
-                sched.on_ready(s, start);
-                ops += 2;
-            }
-            _ => {
-                sched.on_closed(s);
-                ops += 1;
-            }
-        }
-    }
-    ops
-}
-
-/// Small deterministic generator for [`ops_workload`] (splitmix64).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
     }
 }
 

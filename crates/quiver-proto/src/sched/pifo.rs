@@ -2,52 +2,93 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::class::DeadlineKey;
 use super::table::{Entry, Table};
 use super::{Scheduler, StreamClass};
 use crate::shared::StreamId;
 
-/// The rank of a ready stream in a PIFO: smaller ranks are served first.
+/// The rank of a ready stream, packed into integers so that comparing two ranks is two
+/// integer comparisons: smaller ranks are served first.
 ///
-/// (priority, deadline, arrival): the most urgent priority first; within a priority the
-/// earliest deadline, streams without one last; then first come, first served. The
-/// arrival sequence is unique, so ranks never tie. [`SortedListAbs`](super::SortedListAbs)
-/// uses the same rank.
-pub(crate) type Rank = (u8, DeadlineKey, u64);
+/// `(hi, seq)` where `hi` holds the priority in its top 8 bits and the deadline in the
+/// low 56 bits, as nanoseconds after the scheduler's [`RankBase`] ("no deadline" is the
+/// largest value, after every deadline), and `seq` is the stream's arrival sequence. So
+/// the order is: most urgent priority first; within a priority the earliest deadline,
+/// streams without one last; then first come, first served. The arrival sequence is
+/// unique, so ranks never tie. [`SortedListAbs`](super::SortedListAbs) uses the same rank.
+pub(crate) type Rank = (u64, u64);
 
-/// The rank of a stream entry.
-pub(crate) fn rank<X>(e: &Entry<X>) -> Rank {
-    (e.class.priority, e.deadline_key(), e.seq())
+/// Deadline field of [`Rank`] meaning "no deadline".
+const NO_DEADLINE: u64 = (1 << 56) - 1;
+
+/// The origin of the deadline field of [`Rank`]: one hour before the first time the
+/// scheduler saw (so that deadlines given as slightly past instants keep their order).
+/// 56 bits of nanoseconds span 2.28 years; deadlines earlier than the base rank as the
+/// base, later than the span as the end of the span — both far outside what a transport
+/// deadline means, and in both cases the arrival order still breaks the tie.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RankBase(Option<Instant>);
+
+impl RankBase {
+    /// Fixes the base on first use.
+    pub(crate) fn observe(&mut self, now: Instant) {
+        if self.0.is_none() {
+            self.0 = Some(now.checked_sub(Duration::from_secs(3600)).unwrap_or(now));
+        }
+    }
+
+    /// The rank of a stream entry.
+    pub(crate) fn rank<X>(&self, e: &Entry<X>) -> Rank {
+        let deadline = match (e.deadline, self.0) {
+            (None, _) => NO_DEADLINE,
+            (Some(d), Some(base)) => {
+                let ns = d.saturating_duration_since(base).as_nanos();
+                u64::try_from(ns).unwrap_or(u64::MAX).min(NO_DEADLINE - 1)
+            }
+            // not reached: every entry is opened through `observe`
+            (Some(_), None) => 0,
+        };
+        ((u64::from(e.class.priority) << 56) | deadline, e.seq())
+    }
 }
 
-/// Per-stream PIFO state: the generation of the stream's live heap entry.
+/// Per-stream PIFO state: the `hi` half of the rank of the stream's live heap entry.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Gen(u64);
+pub(crate) struct Live(u64);
+
+/// A heap entry: 24 bytes, compared as integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Item {
+    rank: Rank,
+    id: StreamId,
+}
 
 /// Push-in first-out: ready streams sit in a binary heap keyed by a rank — priority,
 /// then deadline, then arrival — so push and pop are O(log n) however many streams there
 /// are (the programmable-scheduler abstraction of Sivaraman et al., SIGCOMM 2016, as the
 /// heap the seed work used for thousands of streams).
 ///
-/// A binary heap cannot remove an arbitrary element cheaply, so removal is **lazy**: a
-/// stream that closes, blocks or is re-ranked (class change) leaves its heap entry behind,
-/// and the entry is recognised as stale when it reaches the top — each stream carries the
-/// generation number of its one live entry. A re-ranked ready stream is pushed again with
-/// a new generation. When stale entries outnumber live ones (plus a small slack) the heap
-/// is rebuilt from the live streams in O(n), so memory stays O(live streams) and the cost
-/// stays amortised O(log n).
+/// The ranks are packed integers ([`Rank`]) so a heap entry is 24 bytes and a comparison
+/// is two integer compares. The hot path — serve the top stream, then it finishes or
+/// blocks — pops it eagerly. Any other removal (a stream that is not at the top closes,
+/// blocks or is re-ranked) is **lazy**: its entry stays and is recognised as stale when
+/// it reaches the top, because the stream is no longer ready or its rank differs. While
+/// the heap holds no stale entry (entries = ready streams), `next` is a plain peek with
+/// no table lookup. When stale entries outnumber live ones (plus a small slack) the heap
+/// is rebuilt from the live streams in O(n), so memory stays O(ready streams) and the
+/// cost amortised O(log n).
 ///
 /// A stream that stays ready while it sends keeps its rank, so the common
 /// `next`/`on_sent(still_ready = true)` cycle costs no heap operation at all.
 #[derive(Debug, Clone)]
 pub struct Pifo {
-    table: Table<Gen>,
-    heap: BinaryHeap<Reverse<(Rank, StreamId, u64)>>,
-    /// Number of ready streams, i.e. live heap entries.
+    table: Table<Live>,
+    heap: BinaryHeap<Reverse<Item>>,
+    /// Number of ready streams. Every ready stream has at least one heap entry with its
+    /// current rank, so `heap.len() == live` means the heap holds no stale entry.
     live: usize,
-    next_gen: u64,
+    base: RankBase,
 }
 
 /// Stale entries tolerated beyond the number of live ones before a rebuild.
@@ -60,42 +101,46 @@ impl Pifo {
             table: Table::new(),
             heap: BinaryHeap::new(),
             live: 0,
-            next_gen: 0,
+            base: RankBase::default(),
         }
     }
 
-    /// Pushes a fresh heap entry for the ready stream `id`.
-    fn push(&mut self, id: StreamId) {
-        let Some(e) = self.table.get_mut(id) else {
-            return;
-        };
-        self.next_gen += 1;
-        e.extra = Gen(self.next_gen);
-        self.heap.push(Reverse((rank(e), id, self.next_gen)));
-        self.maybe_compact();
-    }
-
-    fn is_live(&self, id: StreamId, gen: u64) -> bool {
+    /// Whether `item` is the entry of a ready stream with its current rank.
+    fn is_live(&self, item: &Item) -> bool {
         self.table
-            .get(id)
-            .is_some_and(|e| e.ready && e.extra.0 == gen)
+            .get(item.id)
+            .is_some_and(|e| e.ready && self.base.rank(e) == item.rank)
     }
 
     fn maybe_compact(&mut self) {
         if self.heap.len() > self.live.saturating_mul(2).saturating_add(SLACK) {
+            let base = self.base;
             let live: Vec<_> = self
                 .table
                 .iter()
                 .filter(|(_, e)| e.ready)
-                .map(|(id, e)| Reverse((rank(e), id, e.extra.0)))
+                .map(|(id, e)| {
+                    Reverse(Item {
+                        rank: base.rank(e),
+                        id,
+                    })
+                })
                 .collect();
             self.heap = BinaryHeap::from(live);
         }
     }
 
-    fn unready(&mut self, id: StreamId) {
-        if self.table.mark_unready(id).is_some() {
-            self.live = self.live.saturating_sub(1);
+    /// `id` stopped being ready (it was ready, with rank `rank`): pops its entry if it is
+    /// the top one, else leaves it to lazy deletion.
+    fn unready(&mut self, id: StreamId, rank: Rank) {
+        self.live = self.live.saturating_sub(1);
+        if self
+            .heap
+            .peek()
+            .is_some_and(|Reverse(top)| top.id == id && top.rank == rank)
+        {
+            self.heap.pop();
+        } else {
             self.maybe_compact();
         }
     }
@@ -119,10 +164,17 @@ impl Scheduler for Pifo {
     }
 
     fn on_open(&mut self, id: StreamId, class: &StreamClass, now: Instant) {
+        self.base.observe(now);
+        let base = self.base;
         let (e, _) = self.table.open(id, class, now);
         if e.ready {
-            // re-rank: the old entry becomes stale
-            self.push(id);
+            let rank = base.rank(e);
+            if rank.0 != e.extra.0 {
+                // re-ranked: the old entry becomes stale
+                e.extra = Live(rank.0);
+                self.heap.push(Reverse(Item { rank, id }));
+                self.maybe_compact();
+            }
         }
     }
 
@@ -131,9 +183,13 @@ impl Scheduler for Pifo {
     }
 
     fn on_ready(&mut self, id: StreamId, _now: Instant) {
-        if self.table.mark_ready(id).is_some() {
+        let base = self.base;
+        if let Some(e) = self.table.mark_ready(id) {
+            let rank = base.rank(e);
+            e.extra = Live(rank.0);
             self.live += 1;
-            self.push(id);
+            self.heap.push(Reverse(Item { rank, id }));
+            self.maybe_compact();
         }
     }
 
@@ -141,28 +197,32 @@ impl Scheduler for Pifo {
         if still_ready {
             self.on_ready(id, now);
         } else {
-            self.unready(id);
+            self.on_blocked(id);
         }
     }
 
     fn on_blocked(&mut self, id: StreamId) {
-        self.unready(id);
+        let base = self.base;
+        if let Some(e) = self.table.mark_unready(id) {
+            let rank = base.rank(e);
+            self.unready(id, rank);
+        }
     }
 
     fn on_closed(&mut self, id: StreamId) {
         if let Some(e) = self.table.remove(id) {
             if e.ready {
-                self.live = self.live.saturating_sub(1);
-                self.maybe_compact();
+                let rank = self.base.rank(&e);
+                self.unready(id, rank);
             }
         }
     }
 
     fn next(&mut self, _now: Instant) -> Option<StreamId> {
-        while let Some(Reverse((_, id, gen))) = self.heap.peek() {
-            let (id, gen) = (*id, *gen);
-            if self.is_live(id, gen) {
-                return Some(id);
+        while let Some(Reverse(top)) = self.heap.peek() {
+            let top = *top;
+            if self.heap.len() == self.live || self.is_live(&top) {
+                return Some(top.id);
             }
             self.heap.pop();
         }

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::pifo::{rank, Rank};
+use super::pifo::{Rank, RankBase};
 use super::table::Table;
 use super::{Scheduler, StreamClass};
 use crate::shared::StreamId;
@@ -18,6 +18,7 @@ pub struct SortedListAbs {
     table: Table<()>,
     /// Ready streams, ascending rank: the front is served next.
     list: VecDeque<(Rank, StreamId)>,
+    base: RankBase,
 }
 
 impl SortedListAbs {
@@ -26,6 +27,7 @@ impl SortedListAbs {
         SortedListAbs {
             table: Table::new(),
             list: VecDeque::new(),
+            base: RankBase::default(),
         }
     }
 
@@ -33,7 +35,7 @@ impl SortedListAbs {
         let Some(e) = self.table.get(id) else {
             return;
         };
-        let r = rank(e);
+        let r = self.base.rank(e);
         // linear scan, as in the baseline
         let pos = self
             .list
@@ -62,6 +64,7 @@ impl Scheduler for SortedListAbs {
     }
 
     fn on_open(&mut self, id: StreamId, class: &StreamClass, now: Instant) {
+        self.base.observe(now);
         let (e, _) = self.table.open(id, class, now);
         if e.ready {
             self.remove(id);

@@ -43,7 +43,7 @@ fn workload_serves_every_stream_twice() {
     let t = t0();
     for kind in SchedulerKind::ALL {
         for n in [0, 1, 100, 1000] {
-            assert_eq!(ops_workload(kind, n, t), 9 * n + 1, "{kind} n={n}");
+            assert_eq!(ops_workload(kind, n, t), 16 * n + 1, "{kind} n={n}");
         }
     }
 }
