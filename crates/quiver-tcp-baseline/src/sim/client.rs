@@ -153,6 +153,12 @@ impl TcpClientNode {
             .count()
     }
 
+    /// Pure ACKs whose sequence number the driver rewrote so the server accepts them
+    /// (see the [module documentation](super), "Driver workarounds").
+    pub fn rewritten_acks(&self) -> u64 {
+        self.stack.rewritten_acks()
+    }
+
     /// One outcome per request, in request order. A request still in progress has
     /// neither `completed` nor `failure` set (its `started` is meaningless until opened).
     pub fn outcomes(&self) -> &[Outcome] {

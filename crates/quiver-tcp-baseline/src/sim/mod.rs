@@ -38,13 +38,9 @@
 //!   bytes in flight, i.e. had no effective congestion control, and 0.12 can panic on
 //!   window updates: do not downgrade. No PRR, RACK-TLP, HyStart or pacing; Cubic is
 //!   available behind smoltcp's `socket-tcp-cubic` feature.
-//! * **Desynchronisation under bidirectional loss (known defect).** Pure ACKs carry the
-//!   rewound send pointer as their sequence number. When *both* ends of a connection are
-//!   in RTO recovery at once, each side's ACKs fall below the other's receive window, are
-//!   discarded as unacceptable (RFC 9293 §3.10.7.4) together with their ACK field, and
-//!   the connection makes no further progress. It is rare (2 of 90 connections in the
-//!   3g burst test, none in the spaced workloads) but it does happen with streaming echo
-//!   and loss in both directions; such requests end without `completed`.
+//! * **Pure ACKs carry SND.NXT, and a zero window accepts only `SEG.SEQ == RCV.NXT`.**
+//!   Left alone, this deadlocks connections under loss; the driver corrects it (see
+//!   "Driver workarounds" below).
 //! * **RTO** follows RFC 6298's formula but with a 10 ms floor instead of 1 s (Linux uses
 //!   200 ms) and a 300 ms initial RTT estimate; no timestamps option (smoltcp's timestamp
 //!   hook takes no clock argument, so it cannot follow virtual time).
@@ -52,7 +48,32 @@
 //!   `assembler-max-segment-count-32`); beyond that they are dropped.
 //! * No receive-buffer autotuning: the window is fixed by [`TcpConfig::rx_buffer`]; the
 //!   window scale follows from it (256 KiB → shift 3).
+//!
+//! # Driver workarounds
+//! Two smoltcp 0.14 behaviours stalled or reset connections on lossy links (the 3g
+//! profile's 0.5 % loss: in `quiver bench classes`, 55 of 90 requests never completed
+//! in 1-conn mode and 2 of 90 connections died in n-conn mode). Both are corrected in
+//! the device layer between smoltcp and the simulator, without patching smoltcp:
+//!
+//! * **ACKs the peer discards.** smoltcp fills a pure ACK's sequence number with its
+//!   SND.NXT, which is rewound to SND.UNA after a retransmission timeout and can lie
+//!   beyond the peer's window after the peer's scaled window edge moved left by
+//!   rounding (`window >> shift`); the peer then finds the ACK unacceptable (RFC 9293
+//!   §3.10.7.4, applied strictly: in a zero window only `SEG.SEQ == RCV.NXT` passes)
+//!   and ignores its ACK field. Two rewound peers ignore each other forever; a server
+//!   whose receive window closed while its send buffer waits for those ACKs never
+//!   reopens it. The driver rewrites outgoing pure ACKs to carry
+//!   `min(SND.MAX, right edge of the peer's window)` as BSD and Linux senders do (see
+//!   `ackseq.rs` for the full analysis); data, SYN, FIN and RST segments are untouched.
+//! * **A retransmitted SYN opening a second connection.** smoltcp gives a segment to
+//!   the first socket in the set that accepts it, and a spare listener in an earlier
+//!   slot than a half-open connection takes that connection's retransmitted SYN (sent
+//!   when the SYN-ACK was lost), opens a duplicate with a new initial sequence number,
+//!   and answers the client's handshake ACK with a reset. The driver drops a SYN whose
+//!   4-tuple already has a socket (which would ignore it and retransmit its SYN-ACK on
+//!   its own timer).
 
+mod ackseq;
 mod client;
 mod server;
 mod stack;

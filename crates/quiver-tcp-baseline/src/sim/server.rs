@@ -35,7 +35,8 @@ struct Conn {
 /// A TLS/TCP echo server on the simulator (see the [module documentation](super)).
 ///
 /// Counters: [`accepted`](Self::accepted), [`echoed_bytes`](Self::echoed_bytes),
-/// [`tls_errors`](Self::tls_errors).
+/// [`tls_errors`](Self::tls_errors), [`duplicate_syns`](Self::duplicate_syns),
+/// [`rewritten_acks`](Self::rewritten_acks).
 #[derive(Debug)]
 pub struct TcpEchoServerNode {
     stack: Stack,
@@ -91,6 +92,18 @@ impl TcpEchoServerNode {
     /// Connections that ended with a TLS error.
     pub fn tls_errors(&self) -> u64 {
         self.tls_errors
+    }
+
+    /// Retransmitted SYNs dropped because their connection already had a socket (see
+    /// the [module documentation](super), "Driver workarounds").
+    pub fn duplicate_syns(&self) -> u64 {
+        self.stack.duplicate_syns
+    }
+
+    /// Pure ACKs whose sequence number the driver rewrote so the client accepts them
+    /// (see the [module documentation](super), "Driver workarounds").
+    pub fn rewritten_acks(&self) -> u64 {
+        self.stack.rewritten_acks()
     }
 
     fn replenish_listeners(&mut self) -> Result<(), BaselineError> {

@@ -8,9 +8,12 @@ use std::time::Instant;
 use quiver_netem::sim::Datagram;
 use smoltcp::iface::{Config, Interface, PollResult, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
-use smoltcp::socket::tcp;
-use smoltcp::wire::{HardwareAddress, IpAddress, IpCidr};
+use smoltcp::socket::{tcp, AnySocket};
+use smoltcp::wire::{
+    HardwareAddress, IpAddress, IpCidr, IpProtocol, Ipv4Packet, Ipv6Packet, TcpPacket,
+};
 
+use super::ackseq::AckSeqGuard;
 use super::TcpConfig;
 use crate::BaselineError;
 
@@ -82,6 +85,10 @@ pub(crate) struct Stack {
     neighbours: HashMap<IpAddr, SocketAddr>,
     /// Packets dropped because their destination IP had no known simulator address.
     pub(crate) unroutable: u64,
+    /// Retransmitted SYNs dropped because their connection already has a socket.
+    pub(crate) duplicate_syns: u64,
+    /// Keeps the sequence numbers of outgoing pure ACKs acceptable to the peer.
+    ack_guard: AckSeqGuard,
 }
 
 impl std::fmt::Debug for Stack {
@@ -130,6 +137,8 @@ impl Stack {
             now: None,
             neighbours: HashMap::new(),
             unroutable: 0,
+            duplicate_syns: 0,
+            ack_guard: AckSeqGuard::default(),
         })
     }
 
@@ -159,7 +168,47 @@ impl Stack {
     /// Queues a received IP packet and remembers where its sender lives.
     pub(crate) fn receive(&mut self, from: SocketAddr, packet: Vec<u8>) {
         self.neighbours.insert(from.ip(), from);
+        tracing::trace!(target: "quiver_tcp_baseline::segment", "{} rx {}", self.local, Segment(&packet));
+        if self.is_duplicate_syn(&packet) {
+            self.duplicate_syns += 1;
+            return;
+        }
+        self.ack_guard.on_receive(&packet);
         self.device.rx.push_back(packet);
+    }
+
+    /// Whether `packet` is a SYN (without ACK) for a connection that already has a
+    /// socket here, i.e. a retransmission after our SYN-ACK was lost.
+    ///
+    /// smoltcp hands an incoming segment to the *first* socket in the set that accepts
+    /// it, and a listening socket accepts any SYN for its port. The server keeps spare
+    /// listeners, and `SocketSet` puts a new socket into the lowest free slot, so a
+    /// listener can sit in front of the half-open socket of the same 4-tuple. The
+    /// retransmitted SYN then opens a second connection with the same 4-tuple and a
+    /// new initial sequence number; the client's ACK of the first SYN-ACK reaches that
+    /// socket, which resets it, and the client's connection dies (`Closed`). The
+    /// half-open socket itself ignores a repeated SYN (it retransmits its SYN-ACK on
+    /// its own timer), so dropping the SYN here gives the behaviour a 4-tuple lookup
+    /// before the listener lookup would.
+    fn is_duplicate_syn(&self, packet: &[u8]) -> bool {
+        let Some((src, dst, tcp)) = tcp_of(packet) else {
+            return false;
+        };
+        if !tcp.syn() || tcp.ack() {
+            return false;
+        }
+        let remote = (IpAddress::from(src), tcp.src_port());
+        let local = (IpAddress::from(dst), tcp.dst_port());
+        self.sockets.iter().any(|(_, s)| {
+            let Some(s) = tcp::Socket::downcast(s) else {
+                return false;
+            };
+            !matches!(
+                s.state(),
+                tcp::State::Closed | tcp::State::Listen | tcp::State::TimeWait
+            ) && s.remote_endpoint().map(|e| (e.addr, e.port)) == Some(remote)
+                && s.local_endpoint().map(|e| (e.addr, e.port)) == Some(local)
+        })
     }
 
     /// Tells the stack where `peer`'s IP lives (a client's server).
@@ -197,13 +246,40 @@ impl Stack {
 
     /// The next packet to send, as a simulator datagram.
     pub(crate) fn pop_transmit(&mut self) -> Option<Datagram> {
-        while let Some(packet) = self.device.tx.pop_front() {
+        while let Some(mut packet) = self.device.tx.pop_front() {
+            self.ack_guard.on_transmit(&mut packet);
+            tracing::trace!(target: "quiver_tcp_baseline::segment", "{} tx {}", self.local, Segment(&packet));
             match destination(&packet).and_then(|ip| self.neighbours.get(&ip)) {
                 Some(&dst) => return Some(Datagram::new(self.local, dst, packet)),
                 None => self.unroutable += 1,
             }
         }
+        self.prune_ack_guard();
         None
+    }
+
+    /// Pure ACKs whose sequence number [`AckSeqGuard`] rewrote.
+    pub(crate) fn rewritten_acks(&self) -> u64 {
+        self.ack_guard.rewritten
+    }
+
+    /// Drops the ACK guard's state for connections that no longer have a socket, once
+    /// it tracks noticeably more connections than there are sockets.
+    fn prune_ack_guard(&mut self) {
+        if self.ack_guard.len() <= 2 * self.sockets.iter().count() + 16 {
+            return;
+        }
+        let live: std::collections::HashSet<_> = self
+            .sockets
+            .iter()
+            .filter_map(|(_, s)| {
+                let s = tcp::Socket::downcast(s)?;
+                let (l, r) = (s.local_endpoint()?, s.remote_endpoint()?);
+                Some((IpAddr::from(l.addr), l.port, IpAddr::from(r.addr), r.port))
+            })
+            .collect();
+        self.ack_guard
+            .retain(|la, lp, ra, rp| live.contains(&(la, lp, ra, rp)));
     }
 
     /// When smoltcp next needs polling, in virtual time. A deadline at or before the
@@ -235,6 +311,69 @@ fn destination(packet: &[u8]) -> Option<IpAddr> {
             Some(IpAddr::from(b))
         }
         _ => None,
+    }
+}
+
+/// Source and destination address and TCP header of an IP packet.
+fn tcp_of(packet: &[u8]) -> Option<(IpAddr, IpAddr, TcpPacket<&[u8]>)> {
+    let (src, dst, payload) = match packet.first()? >> 4 {
+        4 => {
+            let ip = Ipv4Packet::new_checked(packet).ok()?;
+            if ip.next_header() != IpProtocol::Tcp {
+                return None;
+            }
+            let payload = packet.get(usize::from(ip.header_len())..)?;
+            (
+                IpAddr::V4(ip.src_addr()),
+                IpAddr::V4(ip.dst_addr()),
+                payload,
+            )
+        }
+        6 => {
+            let ip = Ipv6Packet::new_checked(packet).ok()?;
+            if ip.next_header() != IpProtocol::Tcp {
+                return None;
+            }
+            let payload = packet.get(ip.header_len()..)?;
+            (
+                IpAddr::V6(ip.src_addr()),
+                IpAddr::V6(ip.dst_addr()),
+                payload,
+            )
+        }
+        _ => return None,
+    };
+    Some((src, dst, TcpPacket::new_checked(payload).ok()?))
+}
+
+/// A one-line description of a TCP/IP packet for trace logs.
+struct Segment<'a>(&'a [u8]);
+
+impl std::fmt::Display for Segment<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some((src, dst, tcp)) = tcp_of(self.0) else {
+            return write!(f, "non-TCP packet of {} bytes", self.0.len());
+        };
+        let flags: String = [
+            (tcp.syn(), 'S'),
+            (tcp.fin(), 'F'),
+            (tcp.rst(), 'R'),
+            (tcp.psh(), 'P'),
+            (tcp.ack(), '.'),
+        ]
+        .iter()
+        .filter_map(|&(on, c)| on.then_some(c))
+        .collect();
+        write!(
+            f,
+            "{src}:{} > {dst}:{} [{flags}] seq {} ack {} win {} len {}",
+            tcp.src_port(),
+            tcp.dst_port(),
+            tcp.seq_number().0 as u32,
+            tcp.ack_number().0 as u32,
+            tcp.window_len(),
+            tcp.payload().len()
+        )
     }
 }
 
@@ -295,4 +434,59 @@ pub(crate) fn tls_to_tcp(sock: &mut tcp::Socket<'_>, tls: &mut rustls::Connectio
         progress = true;
     }
     progress
+}
+
+#[cfg(test)]
+mod tests {
+    use smoltcp::wire::TcpControl;
+
+    use super::super::ackseq::testing::{ipv4, segment};
+    use super::*;
+
+    fn listener(stack: &Stack) -> tcp::Socket<'static> {
+        let mut s = stack.new_socket();
+        s.listen(443).unwrap();
+        s
+    }
+
+    fn states(stack: &Stack) -> Vec<tcp::State> {
+        stack
+            .sockets
+            .iter()
+            .filter_map(|(_, s)| tcp::Socket::downcast(s).map(tcp::Socket::state))
+            .collect()
+    }
+
+    #[test]
+    fn retransmitted_syn_does_not_open_a_second_connection() {
+        let server: SocketAddr = "10.0.0.2:443".parse().unwrap();
+        let client: SocketAddr = "10.0.0.1:49152".parse().unwrap();
+        let mut stack = Stack::new(server, TcpConfig::default()).unwrap();
+        stack.set_now(Instant::now());
+        // Slot 0 holds a socket that goes away, slot 1 the listener that takes the SYN.
+        let placeholder = stack.sockets.add(stack.new_socket());
+        let first = listener(&stack);
+        stack.sockets.add(first);
+        let syn = ipv4(
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            &segment(TcpControl::Syn, 7, None, 65535),
+        );
+        stack.receive(client, syn.clone());
+        stack.poll_once();
+        assert!(stack.pop_transmit().is_some(), "SYN-ACK");
+        // A spare listener now lands in the freed slot 0, in front of the half-open
+        // socket; the SYN-ACK was lost and the client repeats its SYN.
+        stack.sockets.remove(placeholder);
+        let spare = listener(&stack);
+        stack.sockets.add(spare);
+        stack.receive(client, syn);
+        stack.poll_once();
+        assert_eq!(stack.duplicate_syns, 1);
+        assert_eq!(
+            states(&stack),
+            vec![tcp::State::Listen, tcp::State::SynReceived]
+        );
+        assert!(stack.pop_transmit().is_none(), "no second SYN-ACK");
+    }
 }
