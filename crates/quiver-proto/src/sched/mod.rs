@@ -93,6 +93,7 @@ use crate::shared::StreamId;
 
 mod abs;
 mod class;
+mod dheap;
 mod edf;
 mod fcfs;
 mod keyed;

@@ -1,9 +1,8 @@
 //! Heap-based PIFO (push-in first-out) queue.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
+use super::dheap::DHeap;
 use super::table::{Entry, Table};
 use super::{Scheduler, StreamClass};
 use crate::shared::StreamId;
@@ -57,14 +56,42 @@ impl RankBase {
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Live(u64);
 
-/// A heap entry: 24 bytes, compared as integers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A heap entry: 24 bytes, ordered by rank alone, as one 128-bit integer. Two entries
+/// with equal ranks are copies for the same stream (the rank contains the stream's
+/// unique arrival sequence), so ignoring the id loses nothing.
+#[derive(Debug, Clone, Copy)]
 struct Item {
     rank: Rank,
     id: StreamId,
 }
 
-/// Push-in first-out: ready streams sit in a binary heap keyed by a rank — priority,
+impl Item {
+    fn key(&self) -> u128 {
+        (u128::from(self.rank.0) << 64) | u128::from(self.rank.1)
+    }
+}
+
+impl PartialEq for Item {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank == other.rank
+    }
+}
+
+impl Eq for Item {}
+
+impl PartialOrd for Item {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Item {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// Push-in first-out: ready streams sit in a 4-ary heap keyed by a rank — priority,
 /// then deadline, then arrival — so push and pop are O(log n) however many streams there
 /// are (the programmable-scheduler abstraction of Sivaraman et al., SIGCOMM 2016, as the
 /// heap the seed work used for thousands of streams).
@@ -84,7 +111,7 @@ struct Item {
 #[derive(Debug, Clone)]
 pub struct Pifo {
     table: Table<Live>,
-    heap: BinaryHeap<Reverse<Item>>,
+    heap: DHeap<Item>,
     /// Number of ready streams. Every ready stream has at least one heap entry with its
     /// current rank, so `heap.len() == live` means the heap holds no stale entry.
     live: usize,
@@ -99,7 +126,7 @@ impl Pifo {
     pub fn new() -> Self {
         Pifo {
             table: Table::new(),
-            heap: BinaryHeap::new(),
+            heap: DHeap::new(),
             live: 0,
             base: RankBase::default(),
         }
@@ -119,14 +146,12 @@ impl Pifo {
                 .table
                 .iter()
                 .filter(|(_, e)| e.ready)
-                .map(|(id, e)| {
-                    Reverse(Item {
-                        rank: base.rank(e),
-                        id,
-                    })
+                .map(|(id, e)| Item {
+                    rank: base.rank(e),
+                    id,
                 })
                 .collect();
-            self.heap = BinaryHeap::from(live);
+            self.heap = DHeap::from_vec(live);
         }
     }
 
@@ -137,7 +162,7 @@ impl Pifo {
         if self
             .heap
             .peek()
-            .is_some_and(|Reverse(top)| top.id == id && top.rank == rank)
+            .is_some_and(|top| top.id == id && top.rank == rank)
         {
             self.heap.pop();
         } else {
@@ -172,7 +197,7 @@ impl Scheduler for Pifo {
             if rank.0 != e.extra.0 {
                 // re-ranked: the old entry becomes stale
                 e.extra = Live(rank.0);
-                self.heap.push(Reverse(Item { rank, id }));
+                self.heap.push(Item { rank, id });
                 self.maybe_compact();
             }
         }
@@ -188,7 +213,7 @@ impl Scheduler for Pifo {
             let rank = base.rank(e);
             e.extra = Live(rank.0);
             self.live += 1;
-            self.heap.push(Reverse(Item { rank, id }));
+            self.heap.push(Item { rank, id });
             self.maybe_compact();
         }
     }
@@ -219,7 +244,7 @@ impl Scheduler for Pifo {
     }
 
     fn next(&mut self, _now: Instant) -> Option<StreamId> {
-        while let Some(Reverse(top)) = self.heap.peek() {
+        while let Some(top) = self.heap.peek() {
             let top = *top;
             if self.heap.len() == self.live || self.is_live(&top) {
                 return Some(top.id);
