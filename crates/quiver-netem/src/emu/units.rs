@@ -331,19 +331,34 @@ pub enum Profile {
     /// The seeds' "3G" setting: 5 Mbit/s each way, 25 ms one-way delay each way (50 ms
     /// added round-trip time), 0.5% random loss each way.
     ThreeG,
-    /// No impairment at all (the wire still forwards every frame).
+    /// No impairment at all (the wire still forwards every frame); also `lossless`.
     None,
+    /// A wired LAN: 1 Gbit/s, 50 µs one-way delay, 1 MB queue, no loss.
+    Lan,
+    /// Wi-Fi: 50 Mbit/s, 5 ms ± 2 ms one-way delay, 256 kB queue, 0.1% loss.
+    Wifi,
+    /// LTE: 20 Mbit/s, 20 ms ± 5 ms one-way delay, 256 kB queue, 0.1% loss.
+    Lte,
+    /// Geostationary satellite: 20 Mbit/s, 300 ms one-way delay, 1.5 MB queue, 0.1% loss.
+    Satellite,
 }
 
 impl Profile {
-    /// Names accepted by [`Profile::parse`].
-    pub const NAMES: &'static [&'static str] = &["3g", "none"];
+    /// Names accepted by [`Profile::parse`]. Apart from `none`/`lossless`, they mirror the
+    /// simulator's profiles of the same names (`quiver_netem::sim::LinkConfig::profile`),
+    /// each direction alike; the simulator's Gilbert–Elliott `bursty` has no equivalent.
+    pub const NAMES: &'static [&'static str] =
+        &["3g", "lan", "wifi", "lte", "satellite", "none", "lossless"];
 
     /// Parses a profile name (case-insensitive).
     pub fn parse(name: &str) -> Result<Self> {
         match name.trim().to_ascii_lowercase().as_str() {
             "3g" => Ok(Self::ThreeG),
-            "none" => Ok(Self::None),
+            "none" | "lossless" => Ok(Self::None),
+            "lan" => Ok(Self::Lan),
+            "wifi" => Ok(Self::Wifi),
+            "lte" => Ok(Self::Lte),
+            "satellite" => Ok(Self::Satellite),
             _ => Err(EmuError::UnknownProfile(name.to_owned())),
         }
     }
@@ -359,6 +374,34 @@ impl Profile {
                 queue_bytes: None,
             },
             Self::None => LinkParams::default(),
+            Self::Lan => LinkParams {
+                rate: Rate::from_bits_per_sec(1_000_000_000),
+                delay: Duration::from_micros(50),
+                jitter: Duration::ZERO,
+                loss: Loss::NONE,
+                queue_bytes: Some(1_000_000),
+            },
+            Self::Wifi => LinkParams {
+                rate: Rate::from_bits_per_sec(50_000_000),
+                delay: Duration::from_millis(5),
+                jitter: Duration::from_millis(2),
+                loss: Loss(0.001),
+                queue_bytes: Some(256_000),
+            },
+            Self::Lte => LinkParams {
+                rate: Rate::from_bits_per_sec(20_000_000),
+                delay: Duration::from_millis(20),
+                jitter: Duration::from_millis(5),
+                loss: Loss(0.001),
+                queue_bytes: Some(256_000),
+            },
+            Self::Satellite => LinkParams {
+                rate: Rate::from_bits_per_sec(20_000_000),
+                delay: Duration::from_millis(300),
+                jitter: Duration::ZERO,
+                loss: Loss(0.001),
+                queue_bytes: Some(1_500_000),
+            },
         }
     }
 }
@@ -456,6 +499,20 @@ mod tests {
             Err(EmuError::UnknownProfile(_))
         ));
         assert!(Profile::None.params().is_transparent());
+        assert_eq!(Profile::parse("lossless").unwrap(), Profile::None);
+        for name in Profile::NAMES {
+            let p = Profile::parse(name).unwrap().params();
+            assert!(p.jitter <= p.delay, "{name}");
+            assert!(p.queue() >= 1600, "{name}");
+        }
+        let lte = Profile::parse("LTE").unwrap().params();
+        assert_eq!(lte.rate.unwrap().bits_per_sec(), 20_000_000);
+        assert_eq!(lte.jitter, Duration::from_millis(5));
+        assert_eq!(lte.queue(), 256_000);
+        assert!(matches!(
+            Profile::parse("bursty"),
+            Err(EmuError::UnknownProfile(_))
+        ));
     }
 
     proptest! {

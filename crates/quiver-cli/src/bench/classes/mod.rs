@@ -16,6 +16,11 @@
 //! when its last byte arrives; the completion rate in the table counts only completions
 //! within the class deadline. Hard-deadline drops (EDF, ML) and stalled TCP
 //! connections count as not completed.
+//!
+//! With `--emulated` the same workload runs over real sockets instead: the `quiver`
+//! tokio runtime for QUIC and the kernel's TCP for TLS/TCP, each scheme on a fresh pair
+//! of network namespaces joined by an emulated link (`quiver_netem::emu`, root only);
+//! see [`emu`].
 
 use anyhow::Context;
 use clap::Args;
@@ -29,6 +34,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 mod arrival;
+#[cfg(target_os = "linux")]
+mod emu;
+#[cfg(target_os = "linux")]
+mod emu_quic;
 mod mix;
 mod plot;
 mod quic;
@@ -43,14 +52,16 @@ pub struct ClassesArgs {
     /// Number of requests.
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub requests: u32,
-    /// Seed of the workload (arrivals, classes) and of the simulated links.
+    /// Seed of the workload (arrivals, classes) and of the simulated links (emulated
+    /// links lose packets at random, unseeded).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Arrival process: poisson:MEAN, burst, or uniform:GAP.
     #[arg(long, default_value = "poisson:100ms")]
     pub arrival: Arrival,
-    /// Simulator link profile, installed in both directions (3g, lossless, lan, wifi,
-    /// lte, satellite, bursty).
+    /// Link profile, installed in both directions: 3g, lossless, lan, wifi, lte,
+    /// satellite, bursty (simulator); with --emulated: 3g, lan, wifi, lte, satellite,
+    /// none/lossless.
     #[arg(long, default_value = "3g")]
     pub profile: String,
     /// Class mix as TOML (`[[class]]` entries: name, size, deadline, priority, level,
@@ -67,12 +78,12 @@ pub struct ClassesArgs {
     /// Draw completion rates and latency box plots to this PNG file.
     #[arg(long, value_name = "FILE")]
     pub png: Option<PathBuf>,
-    /// Virtual time allowed after the last arrival before unfinished requests count as
-    /// timed out.
+    /// Time allowed after the last arrival before unfinished requests count as timed
+    /// out (virtual time; wall-clock time with --emulated).
     #[arg(long, default_value = "60s", value_parser = mix::parse_duration)]
     pub drain: Duration,
-    /// Real sockets over `quiver netem` emulation instead of the simulator (not
-    /// implemented yet).
+    /// Real sockets over `quiver netem` link emulation (network namespaces; needs root)
+    /// instead of the simulator: QUIC on the quiver runtime, TLS/TCP on the kernel's TCP.
     #[arg(long)]
     pub emulated: bool,
 }
@@ -229,9 +240,14 @@ fn ms(d: Option<Duration>) -> String {
 
 fn table(args: &ClassesArgs, mix: &[ClassSpec], summaries: &[Summary]) -> String {
     let mut out = String::new();
+    let mode = if args.emulated {
+        "emulated: real sockets; link loss is kernel-random, not seeded"
+    } else {
+        "simulator"
+    };
     let _ = writeln!(
         out,
-        "# {} requests, arrival {}, profile {}, seed {} (simulator)",
+        "# {} requests, arrival {}, profile {}, seed {} ({mode})",
         args.requests, args.arrival, args.profile, args.seed
     );
     let _ = writeln!(
@@ -290,15 +306,52 @@ fn write_csv(
     std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Runs `quiver bench classes`; returns the exit code (2 for invalid input).
-pub fn run(args: ClassesArgs) -> anyhow::Result<i32> {
-    if args.emulated {
-        eprintln!(
-            "quiver: error: --emulated (real sockets over `quiver netem`) is not implemented \
-             yet; run without it to use the simulator"
-        );
-        return Ok(2);
+/// Where the schemes run.
+enum Engine {
+    /// The virtual-time simulator, with this link in both directions.
+    Sim(LinkConfig),
+    /// Real sockets over emulated links.
+    #[cfg(target_os = "linux")]
+    Emu(emu::Emulator),
+}
+
+/// The engine for `args`, or the exit code of a usage (2) or environment (1) error,
+/// already reported.
+fn engine(args: &ClassesArgs) -> anyhow::Result<Result<Engine, i32>> {
+    if !args.emulated {
+        return Ok(match LinkConfig::profile(&args.profile) {
+            Ok(l) => Ok(Engine::Sim(l)),
+            Err(e) => {
+                eprintln!("quiver: error: --profile: {e}");
+                Err(2)
+            }
+        });
     }
+    #[cfg(target_os = "linux")]
+    {
+        let params = match emu::link_params(&args.profile) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("quiver: error: --profile: {e}");
+                return Ok(Err(2));
+            }
+        };
+        if let Err(e) = emu::check() {
+            eprintln!("quiver: error: --emulated needs network namespaces: {e}");
+            return Ok(Err(1));
+        }
+        Ok(Ok(Engine::Emu(emu::Emulator::new(params, args.seed)?)))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        eprintln!("quiver: error: --emulated needs Linux (network namespaces)");
+        Ok(Err(1))
+    }
+}
+
+/// Runs `quiver bench classes`; returns the exit code (2 for invalid input, 1 when
+/// `--emulated` cannot run here, 130 when interrupted).
+pub fn run(args: ClassesArgs) -> anyhow::Result<i32> {
     let mix = match &args.mix {
         Some(path) => match mix::load_mix(path) {
             Ok(m) => m,
@@ -308,13 +361,6 @@ pub fn run(args: ClassesArgs) -> anyhow::Result<i32> {
             }
         },
         None => mix::default_mix(),
-    };
-    let link = match LinkConfig::profile(&args.profile) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("quiver: error: --profile: {e}");
-            return Ok(2);
-        }
     };
     let mut schemes = Vec::new();
     for s in args.schemes.split(',').filter(|s| !s.trim().is_empty()) {
@@ -331,6 +377,10 @@ pub fn run(args: ClassesArgs) -> anyhow::Result<i32> {
         eprintln!("quiver: error: --schemes: no scheme given");
         return Ok(2);
     }
+    let mut engine = match engine(&args)? {
+        Ok(e) => e,
+        Err(code) => return Ok(code),
+    };
     let n = usize::try_from(args.requests).unwrap_or(usize::MAX);
     let jobs = arrival::workload(&mix, args.arrival, n, args.seed);
     let budget = jobs.last().map_or(Duration::ZERO, |j| j.at) + args.drain;
@@ -348,9 +398,23 @@ pub fn run(args: ClassesArgs) -> anyhow::Result<i32> {
     let mut runs = Vec::new();
     for scheme in &schemes {
         bar.set_message(scheme.to_string());
-        let results = match *scheme {
-            Scheme::Quic(kind) => quic::run(kind, &mix, &jobs, &link, args.seed, budget),
-            Scheme::Tcp(mode) => tcp::run(mode, &jobs, &link, args.seed, budget),
+        let results = match (&mut engine, *scheme) {
+            (Engine::Sim(link), Scheme::Quic(kind)) => {
+                quic::run(kind, &mix, &jobs, link, args.seed, budget)
+            }
+            (Engine::Sim(link), Scheme::Tcp(mode)) => {
+                tcp::run(mode, &jobs, link, args.seed, budget)
+            }
+            #[cfg(target_os = "linux")]
+            (Engine::Emu(emu), scheme) => match emu.run(scheme, &mix, &jobs, args.drain) {
+                Ok(Some(results)) => Ok(results),
+                Ok(None) => {
+                    bar.finish_and_clear();
+                    eprintln!("quiver: interrupted; the emulated links were removed");
+                    return Ok(130);
+                }
+                Err(e) => Err(e),
+            },
         }
         .with_context(|| format!("running {scheme}"))?;
         runs.push((*scheme, results));

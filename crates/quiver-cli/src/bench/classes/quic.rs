@@ -28,7 +28,7 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 /// Byte `i` of job `id`'s request; byte 0 is replaced by the class tag.
-fn payload(job: &Job) -> Bytes {
+pub(super) fn payload(job: &Job) -> Bytes {
     let mut x = (job.id + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut v: Vec<u8> = (0..job.size)
         .map(|_| {
@@ -46,7 +46,7 @@ fn payload(job: &Job) -> Bytes {
 
 /// The scheduling class of a job's stream. On the client the deadline is absolute
 /// (arrival + deadline), so a stream opened late keeps the job's deadline.
-fn class_of(spec: &ClassSpec, deadline: Deadline) -> StreamClass {
+pub(super) fn class_of(spec: &ClassSpec, deadline: Deadline) -> StreamClass {
     StreamClass::new()
         .with_priority(spec.priority)
         .with_level(spec.level)
@@ -69,7 +69,7 @@ fn endpoint_config(seed: u64) -> Arc<EndpointConfig> {
     })
 }
 
-fn server_config(kind: SchedulerKind) -> anyhow::Result<ServerConfig> {
+pub(super) fn server_config(kind: SchedulerKind) -> anyhow::Result<ServerConfig> {
     // Ed25519: fixed-size signatures keep handshake sizes, so runs, identical.
     let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
     let cert = rcgen::CertificateParams::new(vec!["localhost".into()])?.self_signed(&key_pair)?;
@@ -87,7 +87,7 @@ fn server_config(kind: SchedulerKind) -> anyhow::Result<ServerConfig> {
     Ok(c)
 }
 
-fn client_config(kind: SchedulerKind) -> anyhow::Result<ClientConfig> {
+pub(super) fn client_config(kind: SchedulerKind) -> anyhow::Result<ClientConfig> {
     let crypto = quiver_proto::crypto::insecure_client_config(
         &[ALPN],
         quiver_proto::crypto::CipherSuiteSelection::All,

@@ -52,8 +52,17 @@ pub fn run(
         .node::<TcpClientNode>(c)
         .context("client node")?
         .finish();
-    Ok(jobs
-        .iter()
+    Ok(results(jobs, outcomes, start))
+}
+
+/// Per-request results of a baseline run started at `start` (job `j` arrives at
+/// `start + j.at`); `outcomes` are in job order.
+pub(super) fn results(
+    jobs: &[Job],
+    outcomes: Vec<quiver_tcp_baseline::Outcome>,
+    start: Instant,
+) -> Vec<RequestResult> {
+    jobs.iter()
         .zip(outcomes)
         .map(|(job, o)| {
             let mut r = RequestResult::new(*job);
@@ -69,5 +78,5 @@ pub fn run(
             }
             r
         })
-        .collect())
+        .collect()
 }
