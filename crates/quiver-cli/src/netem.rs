@@ -55,8 +55,10 @@ mod linux {
     #[derive(Args, Debug)]
     #[command(
         args_conflicts_with_subcommands = true,
-        after_help = "Profiles: 3g = 5 Mbit/s each way, 25 ms one-way delay each way (50 ms added RTT), \
-                      0.5% loss each way.\nExplicit flags override the profile; --uplink-*/--downlink-* override \
+        after_help = "Profiles (each direction alike): 3g = 5 Mbit/s, 25 ms one-way delay (50 ms added \
+                      RTT), 0.5% loss; lan = 1 Gbit/s, 50 us, 1 MB queue; wifi = 50 Mbit/s, 5 ms +- 2 ms, \
+                      0.1% loss; lte = 20 Mbit/s, 20 ms +- 5 ms, 0.1% loss; satellite = 20 Mbit/s, 300 ms, \
+                      0.1% loss; none (or lossless) = no impairment.\nExplicit flags override the profile; --uplink-*/--downlink-* override \
                       one direction (uplink: command → host)."
     )]
     pub struct NetemArgs {
@@ -102,7 +104,7 @@ mod linux {
 
     #[derive(Args, Debug)]
     struct ShellArgs {
-        /// Named link settings (3g, none); other flags override it.
+        /// Named link settings (3g, lan, wifi, lte, satellite, none); other flags override it.
         #[arg(long, value_parser = Profile::parse)]
         profile: Option<Profile>,
         /// Rate of each direction: 5mbit, 500kbit, 1gbit, 10Mbps (bits), 1MBps (bytes), unlimited.

@@ -31,8 +31,9 @@ pub enum BenchCommand {
     /// Internal: serve the benchmark protocol for the `throughput` parent process.
     #[command(hide = true)]
     Serve(ServeArgs),
-    /// QoS request classes (real-time, free-tier, long) over a simulated link: QUIC
-    /// stream schedulers vs TLS/TCP, completion within deadline and latency.
+    /// QoS request classes (real-time, free-tier, long) over a simulated link (or real
+    /// sockets over an emulated one with --emulated): QUIC stream schedulers vs TLS/TCP,
+    /// completion within deadline and latency.
     Classes(classes::ClassesArgs),
     /// Cost of the stream schedulers' operations at 1k/10k/100k streams.
     SchedOps(sched_ops::SchedOpsArgs),

@@ -34,7 +34,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::arrival::Job;
 use super::mix::ClassSpec;
-use super::{emu_quic, RequestResult, Scheme};
+use super::{emu_quic, Cc, RequestResult, Scheme};
 
 /// Node running the workload.
 const CLIENT: &str = "client";
@@ -102,6 +102,7 @@ pub(super) struct Emulator {
     signals: Signals,
     params: LinkParams,
     seed: u64,
+    cc: Cc,
 }
 
 /// What the server side needs; moved into the server thread.
@@ -110,6 +111,7 @@ struct ServerSide {
     mix: Vec<ClassSpec>,
     ip: IpAddr,
     seed: u64,
+    cc: Cc,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
@@ -132,7 +134,7 @@ impl ServerSide {
             let bind = SocketAddr::new(self.ip, 0);
             match self.scheme {
                 Scheme::Quic(kind) => {
-                    let ep = match emu_quic::server_endpoint(kind, bind, self.seed) {
+                    let ep = match emu_quic::server_endpoint(kind, self.cc, bind, self.seed) {
                         Ok(ep) => ep,
                         Err(e) => {
                             let _ = ready.send(Err(e));
@@ -174,6 +176,7 @@ struct ClientSide {
     mix: Vec<ClassSpec>,
     jobs: Vec<Job>,
     seed: u64,
+    cc: Cc,
     drain: Duration,
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -189,7 +192,13 @@ impl ClientSide {
             match self.scheme {
                 Scheme::Quic(kind) => {
                     emu_quic::client(
-                        kind, &self.mix, &self.jobs, server, self.seed, self.drain, cancel,
+                        (kind, self.cc),
+                        &self.mix,
+                        &self.jobs,
+                        server,
+                        self.seed,
+                        self.drain,
+                        cancel,
                     )
                     .await
                 }
@@ -234,7 +243,7 @@ impl Emulator {
     /// An emulator with `params` in both directions of every scheme's link; catches
     /// SIGINT, SIGTERM and SIGHUP from now on (so that none of them can leave
     /// namespaces behind).
-    pub(super) fn new(params: LinkParams, seed: u64) -> anyhow::Result<Self> {
+    pub(super) fn new(params: LinkParams, seed: u64, cc: Cc) -> anyhow::Result<Self> {
         let rt = runtime()?;
         let signals = rt.block_on(async { Signals::new() })?;
         Ok(Self {
@@ -242,6 +251,7 @@ impl Emulator {
             signals,
             params,
             seed,
+            cc,
         })
     }
 
@@ -275,6 +285,7 @@ impl Emulator {
             mix: mix.to_vec(),
             ip: IpAddr::V4(ip),
             seed: self.seed,
+            cc: self.cc,
             tls: tls.as_ref().map(|t| t.server.clone()),
         };
         let client_side = ClientSide {
@@ -282,6 +293,7 @@ impl Emulator {
             mix: mix.to_vec(),
             jobs: jobs.to_vec(),
             seed: self.seed,
+            cc: self.cc,
             drain,
             tls: tls.as_ref().map(|t| t.client.clone()),
         };

@@ -16,7 +16,7 @@ use super::arrival::Job;
 use super::emu::cancelled;
 use super::mix::ClassSpec;
 use super::quic::{class_of, client_config, payload, server_config};
-use super::{Failure, RequestResult};
+use super::{Cc, Failure, RequestResult};
 
 /// How long the client waits for its connection's close to reach the server.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
@@ -32,13 +32,14 @@ fn endpoint_config(seed: u64) -> EndpointConfig {
 /// inside a tokio runtime.
 pub(super) fn server_endpoint(
     kind: SchedulerKind,
+    cc: Cc,
     addr: SocketAddr,
     seed: u64,
 ) -> anyhow::Result<Endpoint> {
     let socket = std::net::UdpSocket::bind(addr).with_context(|| format!("bind UDP {addr}"))?;
     Endpoint::new(
         endpoint_config(seed ^ 1),
-        Some(server_config(kind)?),
+        Some(server_config(kind, cc)?),
         socket,
     )
     .context("QUIC server endpoint")
@@ -95,11 +96,12 @@ async fn echo(mix: Arc<[ClassSpec]>, mut send: SendStream, mut recv: RecvStream)
     }
 }
 
-/// Runs the workload over one QUIC connection to `server` with scheduler `kind`: job `j`
+/// Runs the workload over one QUIC connection to `server` with scheduler `kind` and
+/// congestion controller `cc` on both ends: job `j`
 /// opens its stream at `start + j.at` (start = when the connection attempt begins, as on
 /// the simulator). Gives up on what has not finished at the last arrival + `drain`.
 pub(super) async fn client(
-    kind: SchedulerKind,
+    (kind, cc): (SchedulerKind, Cc),
     mix: &[ClassSpec],
     jobs: &[Job],
     server: SocketAddr,
@@ -116,7 +118,7 @@ pub(super) async fn client(
         start + jobs.last().map_or(Duration::ZERO, |j| j.at) + drain,
     );
     let connecting = ep
-        .connect_with(client_config(kind)?, server, "localhost")
+        .connect_with(client_config(kind, cc)?, server, "localhost")
         .context("QUIC connect")?;
     let conn = tokio::select! {
         c = tokio::time::timeout_at(end, connecting) => c,

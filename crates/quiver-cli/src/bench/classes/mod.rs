@@ -86,6 +86,37 @@ pub struct ClassesArgs {
     /// instead of the simulator: QUIC on the quiver runtime, TLS/TCP on the kernel's TCP.
     #[arg(long)]
     pub emulated: bool,
+    /// Congestion controller of the QUIC schemes (both ends). CUBIC by default, like the
+    /// kernel TCP that the emulated TLS/TCP baselines run on.
+    #[arg(long, value_enum, default_value_t = Cc::Cubic)]
+    pub cc: Cc,
+}
+
+/// Congestion controller of the QUIC schemes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Cc {
+    /// NewReno (RFC 9002 §7), the transport's default.
+    Newreno,
+    /// CUBIC (RFC 9438).
+    Cubic,
+}
+
+impl Cc {
+    fn factory(self) -> std::sync::Arc<dyn quiver_proto::cc::ControllerFactory> {
+        match self {
+            Cc::Newreno => std::sync::Arc::new(quiver_proto::cc::NewRenoConfig::default()),
+            Cc::Cubic => std::sync::Arc::new(quiver_proto::cc::CubicConfig::default()),
+        }
+    }
+}
+
+impl fmt::Display for Cc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Cc::Newreno => "newreno",
+            Cc::Cubic => "cubic",
+        })
+    }
 }
 
 /// A transport scheme under test.
@@ -247,8 +278,8 @@ fn table(args: &ClassesArgs, mix: &[ClassSpec], summaries: &[Summary]) -> String
     };
     let _ = writeln!(
         out,
-        "# {} requests, arrival {}, profile {}, seed {} ({mode})",
-        args.requests, args.arrival, args.profile, args.seed
+        "# {} requests, arrival {}, profile {}, seed {}, quic cc {} ({mode})",
+        args.requests, args.arrival, args.profile, args.seed, args.cc
     );
     let _ = writeln!(
         out,
@@ -340,7 +371,9 @@ fn engine(args: &ClassesArgs) -> anyhow::Result<Result<Engine, i32>> {
             eprintln!("quiver: error: --emulated needs network namespaces: {e}");
             return Ok(Err(1));
         }
-        Ok(Ok(Engine::Emu(emu::Emulator::new(params, args.seed)?)))
+        Ok(Ok(Engine::Emu(emu::Emulator::new(
+            params, args.seed, args.cc,
+        )?)))
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -400,7 +433,7 @@ pub fn run(args: ClassesArgs) -> anyhow::Result<i32> {
         bar.set_message(scheme.to_string());
         let results = match (&mut engine, *scheme) {
             (Engine::Sim(link), Scheme::Quic(kind)) => {
-                quic::run(kind, &mix, &jobs, link, args.seed, budget)
+                quic::run(kind, args.cc, &mix, &jobs, link, args.seed, budget)
             }
             (Engine::Sim(link), Scheme::Tcp(mode)) => {
                 tcp::run(mode, &jobs, link, args.seed, budget)

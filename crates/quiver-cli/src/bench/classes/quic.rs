@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::arrival::Job;
 use super::mix::ClassSpec;
-use super::{Failure, RequestResult};
+use super::{Cc, Failure, RequestResult};
 
 const ALPN: &[u8] = b"quiver-classes";
 const SERVER: &str = "10.0.0.1:4433";
@@ -53,9 +53,10 @@ pub(super) fn class_of(spec: &ClassSpec, deadline: Deadline) -> StreamClass {
         .with_deadline(deadline)
 }
 
-fn transport(kind: SchedulerKind) -> TransportConfig {
+fn transport(kind: SchedulerKind, cc: Cc) -> TransportConfig {
     TransportConfig {
         scheduler: Arc::new(kind),
+        congestion_controller: Some(cc.factory()),
         max_concurrent_bidi_streams: 1000,
         max_idle_timeout: Some(Duration::from_secs(120)),
         ..TransportConfig::default()
@@ -69,7 +70,7 @@ fn endpoint_config(seed: u64) -> Arc<EndpointConfig> {
     })
 }
 
-pub(super) fn server_config(kind: SchedulerKind) -> anyhow::Result<ServerConfig> {
+pub(super) fn server_config(kind: SchedulerKind, cc: Cc) -> anyhow::Result<ServerConfig> {
     // Ed25519: fixed-size signatures keep handshake sizes, so runs, identical.
     let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)?;
     let cert = rcgen::CertificateParams::new(vec!["localhost".into()])?.self_signed(&key_pair)?;
@@ -83,11 +84,11 @@ pub(super) fn server_config(kind: SchedulerKind) -> anyhow::Result<ServerConfig>
     )
     .context("QUIC server TLS configuration")?;
     let mut c = ServerConfig::new(Arc::new(crypto));
-    c.transport = Arc::new(transport(kind));
+    c.transport = Arc::new(transport(kind, cc));
     Ok(c)
 }
 
-pub(super) fn client_config(kind: SchedulerKind) -> anyhow::Result<ClientConfig> {
+pub(super) fn client_config(kind: SchedulerKind, cc: Cc) -> anyhow::Result<ClientConfig> {
     let crypto = quiver_proto::crypto::insecure_client_config(
         &[ALPN],
         quiver_proto::crypto::CipherSuiteSelection::All,
@@ -95,7 +96,7 @@ pub(super) fn client_config(kind: SchedulerKind) -> anyhow::Result<ClientConfig>
     )
     .context("QUIC client TLS configuration")?;
     let mut c = ClientConfig::new(Arc::new(crypto));
-    c.transport = Arc::new(transport(kind));
+    c.transport = Arc::new(transport(kind, cc));
     Ok(c)
 }
 
@@ -384,6 +385,7 @@ impl Node for QuicNode {
 /// Runs `jobs` over QUIC with scheduler `kind` on `link` (both directions).
 pub fn run(
     kind: SchedulerKind,
+    cc: Cc,
     mix: &[ClassSpec],
     jobs: &[Job],
     link: &LinkConfig,
@@ -395,7 +397,7 @@ pub fn run(
     let server = QuicNode {
         ep: Endpoint::new(
             endpoint_config(seed ^ 1),
-            Some(Arc::new(server_config(kind)?)),
+            Some(Arc::new(server_config(kind, cc)?)),
         ),
         addr: addr(SERVER),
         app: App::Server(Server {
@@ -406,7 +408,7 @@ pub fn run(
     };
     let mut ep = Endpoint::new(endpoint_config(seed ^ 2), None);
     let conn = ep
-        .connect(start, client_config(kind)?, addr(SERVER), "localhost")
+        .connect(start, client_config(kind, cc)?, addr(SERVER), "localhost")
         .context("QUIC connect")?;
     let client = QuicNode {
         ep,
