@@ -217,6 +217,23 @@ pub struct ConnectionStats {
     pub rtt: Duration,
     /// 1-RTT key updates performed.
     pub key_updates: u64,
+    /// Probe timeouts that fired (RFC 9002 §6.2).
+    pub ptos: u64,
+    /// Packets declared lost by the packet threshold (RFC 9002 §6.1.1).
+    pub lost_by_packet_threshold: u64,
+    /// Packets declared lost by the time threshold only (RFC 9002 §6.1.2).
+    pub lost_by_time_threshold: u64,
+    /// Packets acknowledged after having been declared lost.
+    pub spurious_losses: u64,
+    /// Congestion events that reduced the congestion window.
+    pub congestion_events: u64,
+    /// Persistent congestion declarations (RFC 9002 §7.6).
+    pub persistent_congestion: u64,
+    /// Smallest congestion window after a congestion event (0 if there was none).
+    pub cwnd_min: u64,
+    /// ACK frames whose congestion-control sample was marked application-limited, so
+    /// the window was not grown (RFC 9002 §7.8).
+    pub app_limited_acks: u64,
 }
 
 /// Messages from a connection to its endpoint (CID bookkeeping).
@@ -315,6 +332,10 @@ pub struct Connection {
     stats: ConnectionStats,
     /// Whether the last transmit attempt stopped for lack of data (app-limited).
     app_limited: bool,
+    /// A loss just reduced the congestion window: one ack-eliciting packet may still be
+    /// sent as if the window had not been reduced yet (RFC 9002 §7.3.2), so the lost
+    /// data can be retransmitted without waiting for the flight to drain.
+    recovery_send: bool,
     /// Scratch buffer for TLS output.
     tls_buf: Vec<u8>,
     /// Delivery-rate estimation for congestion-control samples.
@@ -417,6 +438,7 @@ impl Connection {
             alpn: None,
             stats: ConnectionStats::default(),
             app_limited: true,
+            recovery_send: false,
             tls_buf: Vec::new(),
             rate: DeliveryRateEstimator::new(),
             first_rtt_sample: None,
@@ -483,6 +505,12 @@ impl Connection {
         let mut s = self.stats;
         s.cwnd = self.cc.window();
         s.rtt = self.rtt.smoothed();
+        for space in &self.spaces {
+            let c = space.sent.counters();
+            s.lost_by_packet_threshold += c.by_packet_threshold;
+            s.lost_by_time_threshold += c.by_time_threshold;
+            s.spurious_losses += c.spurious;
+        }
         s
     }
     /// Name of the congestion controller in use.

@@ -445,11 +445,15 @@ impl Connection {
         sample.delivery = self.rate.take_sample(self.rtt.min());
         sample.app_limited = self.rate.is_app_limited();
         sample.ecn = ecn;
+        if sample.app_limited {
+            self.stats.app_limited_acks += 1;
+        }
         self.cc.on_ack(now, &sample);
+        tracing::trace!(side = ?self.side, cwnd = self.cc.window(), in_flight, app_limited = sample.app_limited, "ack processed");
         if outcome.ecn_ce_increase > 0 {
             if let Some(t) = outcome.largest_newly_acked_sent {
                 let ev = crate::cc::CongestionEvent::ecn(t, in_flight);
-                self.cc.on_congestion_event(now, &ev);
+                self.on_congestion_event(now, &ev);
             }
         }
         for (_, p) in outcome.newly_acked {
@@ -487,7 +491,7 @@ impl Connection {
             crate::recovery::pto::persistent_congestion_in(&lost, &self.rtt, self.first_rtt_sample);
         let in_flight = self.bytes_in_flight();
         if let Some(ev) = crate::cc::CongestionEvent::loss(&lost, persistent, in_flight) {
-            self.cc.on_congestion_event(now, &ev);
+            self.on_congestion_event(now, &ev);
         }
         let epoch = self.spaces[space_idx].id.epoch();
         for (_, p) in lost {
@@ -511,6 +515,27 @@ impl Connection {
         }
     }
 
+    /// Hand a congestion event to the controller and count its effect.
+    fn on_congestion_event(&mut self, now: Instant, ev: &crate::cc::CongestionEvent) {
+        let before = self.cc.window();
+        self.cc.on_congestion_event(now, ev);
+        let after = self.cc.window();
+        if ev.persistent_congestion {
+            self.stats.persistent_congestion += 1;
+        }
+        if after < before {
+            self.stats.congestion_events += 1;
+            // RFC 9002 §7.3.2: "If the congestion window is reduced immediately, a
+            // single packet can be sent prior to reduction. This speeds up loss recovery
+            // if the data in the lost packet is retransmitted".
+            self.recovery_send = ev.kind == crate::cc::CongestionKind::Loss;
+            tracing::debug!(side = ?self.side, before, after, persistent = ev.persistent_congestion, "congestion window reduced");
+        }
+        if self.stats.cwnd_min == 0 || after < self.stats.cwnd_min {
+            self.stats.cwnd_min = after;
+        }
+    }
+
     fn handshake_confirmed_by_peer(&self) -> bool {
         false
     }
@@ -525,6 +550,8 @@ impl Connection {
             return;
         }
         self.pto_count = self.pto_count.saturating_add(1);
+        self.stats.ptos += 1;
+        tracing::debug!(side = ?self.side, pto_count = self.pto_count, "probe timeout");
         self.cc.on_pto(now);
         if self.ack_eliciting_in_flight() == 0 && !self.peer_completed_address_validation() {
             // Client anti-deadlock probe (RFC 9002 §6.2.2.1).

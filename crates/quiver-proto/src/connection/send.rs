@@ -104,6 +104,11 @@ impl Connection {
         }
         let window = self.cc.window();
         if self.bytes_in_flight() + limit as u64 > window {
+            if self.recovery_send {
+                // RFC 9002 §7.3.2: the one packet allowed "prior to reduction"; the
+                // pacer is not consulted either, as the window it paces is stale.
+                return true;
+            }
             self.timers.stop(Timer::Pacing);
             return false;
         }
@@ -310,6 +315,9 @@ impl Connection {
             },
         );
         self.stats.packets_tx += 1;
+        if eliciting {
+            self.recovery_send = false;
+        }
         if in_flight {
             self.cc.on_sent(now, u64::from(size), pn);
             self.pacer.on_sent(u64::from(size));

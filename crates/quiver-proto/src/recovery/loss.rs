@@ -101,7 +101,26 @@ pub struct LossSpace<T> {
     ack_eliciting_in_flight: u64,
     time_of_last_ack_eliciting: Option<Instant>,
     peer_ecn: EcnCounts,
+    /// Recently declared-lost packet numbers, to recognise spurious losses.
+    recently_lost: BTreeSet<u64>,
+    counters: LossCounters,
 }
+
+/// Loss-detection counters of one packet-number space (for diagnostics).
+#[derive(Debug, Clone, Copy, Default, Eq, PartialEq)]
+pub struct LossCounters {
+    /// Packets declared lost because a packet at least [`PACKET_THRESHOLD`] numbers
+    /// later was acknowledged (RFC 9002 §6.1.1).
+    pub by_packet_threshold: u64,
+    /// Packets declared lost only by the time threshold (RFC 9002 §6.1.2).
+    pub by_time_threshold: u64,
+    /// Packets acknowledged after being declared lost (among the most recent
+    /// [`MAX_RECENTLY_LOST`] declared lost).
+    pub spurious: u64,
+}
+
+/// Declared-lost packet numbers remembered to count spurious losses.
+pub const MAX_RECENTLY_LOST: usize = 256;
 
 impl<T> Default for LossSpace<T> {
     fn default() -> Self {
@@ -122,7 +141,14 @@ impl<T> LossSpace<T> {
             ack_eliciting_in_flight: 0,
             time_of_last_ack_eliciting: None,
             peer_ecn: EcnCounts::default(),
+            recently_lost: BTreeSet::new(),
+            counters: LossCounters::default(),
         }
+    }
+
+    /// Loss-detection counters.
+    pub fn counters(&self) -> LossCounters {
+        self.counters
     }
 
     /// Record a sent packet (RFC 9002 §A.5). `pn` must exceed every number sent before;
@@ -197,6 +223,13 @@ impl<T> LossSpace<T> {
 
         let mut out = AckOutcome::empty();
         for r in &ranges {
+            let spurious = self.recently_lost.range(r.clone()).count() as u64;
+            if spurious > 0 {
+                self.counters.spurious += spurious;
+                let above = self.recently_lost.split_off(&r.end);
+                self.recently_lost.retain(|&pn| pn < r.start);
+                self.recently_lost.extend(above);
+            }
             let pns: Vec<u64> = self.sent.range(r.clone()).map(|(&pn, _)| pn).collect();
             for pn in pns {
                 if let Some(p) = self.sent.remove(&pn) {
@@ -262,6 +295,11 @@ impl<T> LossSpace<T> {
             let by_time = lost_send_time.is_some_and(|t| p.time_sent <= t);
             let by_count = largest_acked - pn >= PACKET_THRESHOLD;
             if by_time || by_count {
+                if by_count {
+                    self.counters.by_packet_threshold += 1;
+                } else {
+                    self.counters.by_time_threshold += 1;
+                }
                 lost_pns.push(pn);
             } else {
                 let when = p.time_sent.checked_add(loss_delay).unwrap_or(p.time_sent);
@@ -270,6 +308,10 @@ impl<T> LossSpace<T> {
         }
         let mut lost = Vec::with_capacity(lost_pns.len());
         for pn in lost_pns {
+            self.recently_lost.insert(pn);
+            if self.recently_lost.len() > MAX_RECENTLY_LOST {
+                self.recently_lost.pop_first();
+            }
             if let Some(p) = self.sent.remove(&pn) {
                 self.remove_from_flight(&p);
                 lost.push((pn, p));
@@ -492,6 +534,30 @@ mod tests {
         assert_eq!(s.loss_time(), None);
         assert_eq!(s.bytes_in_flight(), 0);
         assert_eq!(s.ack_eliciting_in_flight(), 0);
+    }
+
+    #[test]
+    fn counters_classify_losses_and_count_spurious_ones() {
+        let t0 = Instant::now();
+        let mut s = LossSpace::new();
+        let mut rtt = RttEstimator::default();
+        for pn in 0..6 {
+            s.on_packet_sent(pn, pkt(t0 + ms(pn), pn));
+        }
+        // Packet 0 is 3 behind the largest acknowledged: packet threshold.
+        let out = ack(&mut s, t0 + ms(100), &[3..4], &mut rtt).unwrap();
+        assert_eq!(out.lost.len(), 1);
+        // Packets 1 and 2 later go by the time threshold only.
+        let at = s.loss_time().unwrap();
+        assert_eq!(s.detect_lost(at + ms(1), &rtt).len(), 2);
+        let c = s.counters();
+        assert_eq!((c.by_packet_threshold, c.by_time_threshold), (1, 2));
+        assert_eq!(c.spurious, 0);
+        // Packet 2 arrives after all (reordered): one spurious loss, counted once even
+        // though later ACK frames repeat the range.
+        ack(&mut s, t0 + ms(200), &[2..6], &mut rtt).unwrap();
+        ack(&mut s, t0 + ms(210), &[2..6], &mut rtt).unwrap();
+        assert_eq!(s.counters().spurious, 1);
     }
 
     #[test]

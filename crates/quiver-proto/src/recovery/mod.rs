@@ -36,7 +36,7 @@ pub mod pto;
 mod rtt;
 
 pub use ack::{AckTracker, DEFAULT_MAX_ACK_RANGES};
-pub use loss::{AckOutcome, LossSpace, SentPacket};
+pub use loss::{AckOutcome, LossCounters, LossSpace, SentPacket, MAX_RECENTLY_LOST};
 pub use rtt::{RttEstimator, DEFAULT_INITIAL_RTT, DEFAULT_MAX_ACK_DELAY};
 
 use std::time::Duration;
