@@ -4,7 +4,12 @@
 //! Addresses are whatever the caller passes: loopback in tests, a network-namespace
 //! address behind `quiver netem` in experiments. `TCP_NODELAY` is set on every socket
 //! (the simulated stack disables Nagle too), everything else is the kernel's default
-//! (on Linux: CUBIC, SACK, timestamps, window scaling, autotuned buffers).
+//! (on Linux: SACK, timestamps, window scaling, autotuned buffers, and the namespace's
+//! default congestion control — often CUBIC, but BBR on some hosts). For like-for-like
+//! experiments pin the congestion control per socket with
+//! [`EchoServer::bind_with_congestion_control`] and
+//! [`TcpClient::with_congestion_control`] (Linux `TCP_CONGESTION`; accepted connections
+//! inherit the listener's).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -37,7 +42,21 @@ impl EchoServer {
         addr: SocketAddr,
         config: rustls::ServerConfig,
     ) -> Result<Self, BaselineError> {
-        let listener = TcpListener::bind(addr).await?;
+        Self::bind_with_congestion_control(addr, config, None).await
+    }
+
+    /// Like [`bind`](Self::bind), with the listening socket's TCP congestion control set
+    /// to `congestion_control` (a Linux name such as `cubic`, `reno` or `bbr`; `None`
+    /// keeps the default). Accepted connections inherit it.
+    pub async fn bind_with_congestion_control(
+        addr: SocketAddr,
+        config: rustls::ServerConfig,
+        congestion_control: Option<&str>,
+    ) -> Result<Self, BaselineError> {
+        let socket = new_socket(addr, congestion_control)?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        let listener: TcpListener = socket.listen(1024)?;
         let local = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let task = tokio::spawn(accept_loop(listener, acceptor));
@@ -106,6 +125,7 @@ pub struct TcpClient {
     server: SocketAddr,
     server_name: ServerName<'static>,
     connector: TlsConnector,
+    congestion_control: Option<String>,
 }
 
 impl std::fmt::Debug for TcpClient {
@@ -130,7 +150,15 @@ impl TcpClient {
             server,
             server_name,
             connector: TlsConnector::from(config),
+            congestion_control: None,
         })
+    }
+
+    /// This client with its sockets' TCP congestion control set to `name` (a Linux name
+    /// such as `cubic`, `reno` or `bbr`); connecting fails if the kernel refuses it.
+    pub fn with_congestion_control(mut self, name: &str) -> Self {
+        self.congestion_control = Some(name.to_owned());
+        self
     }
 
     /// Runs `requests` in `mode`, giving up on whatever has not completed `timeout` after
@@ -192,7 +220,9 @@ impl TcpClient {
     }
 
     async fn connect(&self) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
-        let tcp = TcpStream::connect(self.server).await.map_err(io_failure)?;
+        let socket =
+            new_socket(self.server, self.congestion_control.as_deref()).map_err(io_failure)?;
+        let tcp = socket.connect(self.server).await.map_err(io_failure)?;
         tcp.set_nodelay(true).map_err(io_failure)?;
         self.connector
             .connect(self.server_name.clone(), tcp)
@@ -313,6 +343,45 @@ async fn read_echoes<R: AsyncRead + Unpin>(
         }
     }
     Ok(last)
+}
+
+/// A TCP socket for `addr`'s family, with its congestion control set if asked.
+fn new_socket(addr: SocketAddr, congestion_control: Option<&str>) -> std::io::Result<TcpSocket> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(name) = congestion_control {
+        set_congestion_control(&socket, name)?;
+    }
+    Ok(socket)
+}
+
+/// Sets `TCP_CONGESTION` and checks that the kernel took it.
+#[cfg(target_os = "linux")]
+fn set_congestion_control(socket: &TcpSocket, name: &str) -> std::io::Result<()> {
+    let sock = socket2::SockRef::from(socket);
+    sock.set_tcp_congestion(name.as_bytes()).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("TCP congestion control {name:?}: {e}"))
+    })?;
+    let now = sock.tcp_congestion()?;
+    let now = String::from_utf8_lossy(&now);
+    let now = now.trim_end_matches('\0');
+    if now != name {
+        return Err(std::io::Error::other(format!(
+            "TCP congestion control is {now:?} after setting {name:?}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn set_congestion_control(_socket: &TcpSocket, name: &str) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        format!("setting TCP congestion control {name:?} needs Linux"),
+    ))
 }
 
 fn io_failure(e: std::io::Error) -> Failure {

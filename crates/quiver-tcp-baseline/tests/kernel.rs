@@ -63,3 +63,49 @@ async fn zero_size_and_duplicate_ids() {
         .await
         .is_err());
 }
+
+/// The congestion control can be pinned on both ends (reno is built into every Linux
+/// kernel); an unknown name fails the requests with a clear error instead of running on
+/// the default.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn pinned_congestion_control() {
+    let tls = TlsPair::self_signed(&["localhost"]).unwrap();
+    let server = EchoServer::bind_with_congestion_control(
+        "127.0.0.1:0".parse().unwrap(),
+        (*tls.server).clone(),
+        Some("reno"),
+    )
+    .await
+    .unwrap();
+    let client = TcpClient::new(server.local_addr(), "localhost", tls.client.clone())
+        .unwrap()
+        .with_congestion_control("reno");
+    let reqs = twenty();
+    let out = client
+        .run(&reqs, Mode::OneConn, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(out.iter().all(|o| o.completed.is_some()), "{out:?}");
+
+    let bad = TcpClient::new(server.local_addr(), "localhost", tls.client.clone())
+        .unwrap()
+        .with_congestion_control("no-such-cc");
+    let out = bad
+        .run(&reqs[..1], Mode::NConn, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let failure = out[0].failure.as_ref().map(ToString::to_string);
+    assert!(
+        failure.as_deref().is_some_and(|f| f.contains("no-such-cc")),
+        "{failure:?}"
+    );
+    assert!(EchoServer::bind_with_congestion_control(
+        "127.0.0.1:0".parse().unwrap(),
+        (*tls.server).clone(),
+        Some("no-such-cc"),
+    )
+    .await
+    .is_err());
+    server.shutdown();
+}

@@ -153,7 +153,13 @@ impl ServerSide {
                         let _ = ready.send(Err(anyhow!("no TLS configuration")));
                         return;
                     };
-                    let server = match EchoServer::bind(bind, (*tls).clone()).await {
+                    let server = match EchoServer::bind_with_congestion_control(
+                        bind,
+                        (*tls).clone(),
+                        Some(self.cc.kernel_name()),
+                    )
+                    .await
+                    {
                         Ok(s) => s,
                         Err(e) => {
                             let _ = ready.send(Err(anyhow!(e).context("TLS echo server")));
@@ -204,7 +210,7 @@ impl ClientSide {
                 }
                 Scheme::Tcp(mode) => {
                     let tls = self.tls.context("no TLS configuration")?;
-                    tcp_client(mode, &self.jobs, server, tls, self.drain, cancel).await
+                    tcp_client((mode, self.cc), &self.jobs, server, tls, self.drain, cancel).await
                 }
             }
         })
@@ -213,14 +219,18 @@ impl ClientSide {
 
 /// The TLS/TCP baseline on the kernel's TCP, from the client's namespace.
 async fn tcp_client(
-    mode: quiver_tcp_baseline::Mode,
+    (mode, cc): (quiver_tcp_baseline::Mode, Cc),
     jobs: &[Job],
     server: SocketAddr,
     tls: Arc<rustls::ClientConfig>,
     drain: Duration,
     mut cancel: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<RequestResult>> {
-    let client = TcpClient::new(server, TLS_NAME, tls).context("TLS/TCP client")?;
+    // Like for like with the QUIC schemes: new namespaces inherit the host's default
+    // congestion control (bbr on some hosts), so pin it on every socket.
+    let client = TcpClient::new(server, TLS_NAME, tls)
+        .context("TLS/TCP client")?
+        .with_congestion_control(cc.kernel_name());
     let requests: Vec<quiver_tcp_baseline::Request> = jobs
         .iter()
         .map(|j| quiver_tcp_baseline::Request::new(j.id, j.size, j.at))

@@ -86,8 +86,9 @@ pub struct ClassesArgs {
     /// instead of the simulator: QUIC on the quiver runtime, TLS/TCP on the kernel's TCP.
     #[arg(long)]
     pub emulated: bool,
-    /// Congestion controller of the QUIC schemes (both ends). CUBIC by default, like the
-    /// kernel TCP that the emulated TLS/TCP baselines run on.
+    /// Congestion controller of the QUIC schemes (both ends) and, with --emulated, of the
+    /// kernel TCP under the TLS/TCP schemes (cubic → cubic, newreno → reno; the
+    /// simulator's smoltcp TCP is always Reno-like).
     #[arg(long, value_enum, default_value_t = Cc::Cubic)]
     pub cc: Cc,
 }
@@ -102,6 +103,15 @@ pub enum Cc {
 }
 
 impl Cc {
+    /// The Linux TCP congestion control of the same family.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    fn kernel_name(self) -> &'static str {
+        match self {
+            Cc::Newreno => "reno",
+            Cc::Cubic => "cubic",
+        }
+    }
+
     fn factory(self) -> std::sync::Arc<dyn quiver_proto::cc::ControllerFactory> {
         match self {
             Cc::Newreno => std::sync::Arc::new(quiver_proto::cc::NewRenoConfig::default()),
@@ -278,7 +288,7 @@ fn table(args: &ClassesArgs, mix: &[ClassSpec], summaries: &[Summary]) -> String
     };
     let _ = writeln!(
         out,
-        "# {} requests, arrival {}, profile {}, seed {}, quic cc {} ({mode})",
+        "# {} requests, arrival {}, profile {}, seed {}, cc {} ({mode})",
         args.requests, args.arrival, args.profile, args.seed, args.cc
     );
     let _ = writeln!(
