@@ -26,6 +26,9 @@ impl ControllerFactory for CubicConfig {
 /// The CUBIC congestion controller (RFC 9438): slow start as Reno, then a cubic window
 /// function of the time since the last congestion event, with the Reno-friendly region
 /// (§4.3) and fast convergence (§4.7). Recovery periods follow RFC 9002 §7.3.2.
+/// The window grows only when [`AckSample::may_grow`] allows it (RFC 9002 §7.8), and
+/// the time between ACKs that do not allow growth is left out of the cubic function's
+/// epoch (RFC 9438 §5.8).
 #[derive(Debug, Clone)]
 pub struct Cubic {
     mds: u64,
@@ -43,6 +46,8 @@ pub struct Cubic {
     w_est: f64,
     /// Fractional window growth not yet applied, in bytes.
     carry: f64,
+    /// When the last ACK was processed (to leave underused periods out of t).
+    last_ack: Option<Instant>,
 }
 
 impl Cubic {
@@ -63,6 +68,7 @@ impl Cubic {
             k: 0.0,
             w_est: 0.0,
             carry: 0.0,
+            last_ack: None,
         }
     }
 
@@ -97,7 +103,16 @@ impl Cubic {
 
 impl Controller for Cubic {
     fn on_ack(&mut self, now: Instant, sample: &AckSample<'_>) {
-        if sample.app_limited {
+        // RFC 9438 §5.8 / RFC 9002 §7.8: no growth while the window is underused, and
+        // such periods do not count in the cubic function's time t.
+        let since_last_ack = self
+            .last_ack
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        self.last_ack = Some(now);
+        if !sample.may_grow(self.window, self.window < self.ssthresh) {
+            if let Some(start) = self.epoch_start.as_mut() {
+                *start = (*start + since_last_ack).min(now);
+            }
             return;
         }
         let rtt = sample.smoothed_rtt.max(Duration::from_millis(1));
@@ -257,6 +272,72 @@ mod tests {
         let w = run(10, 200);
         assert!(w[199] > 84_000 + 90 * 1200, "{:?}", &w[190..]);
         assert!(w[199] < 84_000 + 120 * 1200, "{:?}", &w[190..]);
+    }
+
+    /// One round of `window / 1200` acknowledged packets sent one RTT before `now`.
+    fn round(cc: &mut Cubic, rtt: &RttEstimator, now: Instant, round: Duration, limited: bool) {
+        let n = cc.window() / 1200;
+        let pk: Vec<_> = (0..n)
+            .map(|pn| AckedPacket {
+                pn,
+                time_sent: now - round,
+                size: 1200,
+            })
+            .collect();
+        let mut s = AckSample::new(&pk, rtt, None, 0);
+        s.cwnd_limited = limited;
+        s.max_bytes_in_flight = cc.window();
+        cc.on_ack(now, &s);
+    }
+
+    /// Window after `underused` rounds that do not allow growth followed by one
+    /// window-limited round, starting from a loss at 120 000 B with a 500 ms RTT.
+    fn grow_after_underused(underused: usize) -> u64 {
+        let t0 = Instant::now();
+        let mut cc = Cubic::new(CubicConfig::default(), MDS);
+        let mut rtt = RttEstimator::default();
+        let rtt_d = Duration::from_millis(500);
+        rtt.update(Duration::ZERO, rtt_d, true);
+        // Slow start: an ACK with little in flight and no window limit does not grow.
+        let pk: Vec<_> = (0..90)
+            .map(|pn| AckedPacket {
+                pn,
+                time_sent: t0,
+                size: 1200,
+            })
+            .collect();
+        let mut s = AckSample::new(&pk, &rtt, None, 0);
+        s.cwnd_limited = false;
+        s.max_bytes_in_flight = 5000;
+        cc.on_ack(t0, &s);
+        assert_eq!(cc.window(), 12_000);
+        // Half the window in use: slow start may double it.
+        s.max_bytes_in_flight = 6000;
+        cc.on_ack(t0, &s);
+        assert_eq!(cc.window(), 120_000);
+        let loss = t0 + Duration::from_millis(10);
+        cc.on_congestion_event(loss, &CongestionEvent::new_loss(t0, 1200, 1, false, 0));
+        assert_eq!(cc.window(), 84_000);
+        // Underused rounds (the whole window in flight, but never limited by it): no
+        // growth in congestion avoidance.
+        let mut now = loss + rtt_d;
+        for _ in 0..underused {
+            now += rtt_d;
+            round(&mut cc, &rtt, now, rtt_d, false);
+            assert_eq!(cc.window(), 84_000);
+        }
+        now += rtt_d;
+        round(&mut cc, &rtt, now, rtt_d, true);
+        cc.window()
+    }
+
+    #[test]
+    fn underused_window_neither_grows_nor_ages_the_epoch() {
+        // Ten seconds of underused rounds are not part of the cubic function's t: the
+        // first window-limited round grows as it would right after the loss.
+        let short = grow_after_underused(1);
+        assert!(short > 84_000, "{short}");
+        assert_eq!(grow_after_underused(20), short);
     }
 
     #[test]

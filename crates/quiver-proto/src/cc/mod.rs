@@ -23,10 +23,22 @@
 //! packets  = AckedPacket::from_sent(&outcome.newly_acked)
 //! sample   = AckSample::new(&packets, &rtt, outcome.rtt_sample, bytes_in_flight)
 //!            + delivery: rate_estimator.take_sample(rtt.min()), app_limited, ecn
+//! window_usage.on_ack(&mut sample)   // cwnd_limited, max_bytes_in_flight (§7.8)
 //! controller.on_ack(now, &sample)
 //! if lost bytes: controller.on_congestion_event(now, &CongestionEvent::loss(..))
 //! if outcome.ecn_ce_increase > 0: controller.on_congestion_event(now, &CongestionEvent::ecn(..))
 //! ```
+//!
+//! Sends feed [`WindowUsage::on_sent`] (every in-flight packet) and
+//! [`WindowUsage::on_blocked`] (the window or the pacer held back ack-eliciting data).
+//!
+//! ## Window growth and application-limited senders (RFC 9002 §7.8)
+//! Window-based controllers should grow only while the window is actually used:
+//! [`AckSample::may_grow`] combines [`AckSample::cwnd_limited`] (the window or the pacer
+//! limited the sender at some point since the start of the last round trip) with the
+//! slow-start allowance of Linux `tcp_is_cwnd_limited` (bytes in flight reached half
+//! the window). [`AckSample::app_limited`] is the delivery-rate estimator's stricter
+//! mark, meant for rate-based algorithms.
 //!
 //! ## Writing a controller
 //! ```
@@ -52,11 +64,13 @@ mod cubic;
 mod delivery_rate;
 mod new_reno;
 mod pacer;
+mod window_usage;
 
 pub use cubic::{Cubic, CubicConfig};
 pub use delivery_rate::{DeliveryRateEstimator, RateSample, RateSnapshot};
 pub use new_reno::{NewReno, NewRenoConfig};
 pub use pacer::{Pacer, DEFAULT_BURST_PACKETS};
+pub use window_usage::WindowUsage;
 
 use crate::recovery::{EcnCounts, RttEstimator, SentPacket};
 use std::time::{Duration, Instant};
@@ -169,16 +183,28 @@ pub struct AckSample<'a> {
     pub delivery: Option<RateSample>,
     /// Bytes in flight after removing the acknowledged (and lost) packets.
     pub bytes_in_flight: u64,
-    /// The sender was application- or flow-control-limited, so the window was not fully
-    /// used (RFC 9002 §7.8): window-based algorithms should not grow.
+    /// The delivery-rate estimator's application-limited mark
+    /// ([`RateSample::is_app_limited`]): set when the sender ran out of data and kept
+    /// until everything then in flight is delivered. For rate-based algorithms; window
+    /// growth should follow [`AckSample::cwnd_limited`] instead.
     pub app_limited: bool,
+    /// The sender was limited by the congestion window at some point since the start of
+    /// the last round trip: the window or the pacer held back ack-eliciting data, or a
+    /// send left less than one datagram of room (RFC 9002 §7.8; see [`WindowUsage`]).
+    /// When false the window was underused (no data, flow control) and should not grow.
+    /// [`AckSample::new`] sets it to true, so callers that do not track window usage
+    /// keep growing on every acknowledgement.
+    pub cwnd_limited: bool,
+    /// Largest bytes in flight since the start of the last round trip (0 if unknown).
+    pub max_bytes_in_flight: u64,
     /// The peer's cumulative ECN counters from this ACK frame, if present.
     pub ecn: Option<EcnCounts>,
 }
 
 impl<'a> AckSample<'a> {
     /// A sample for `packets`, taking RTT state from `rtt` (already updated with this
-    /// ACK). `delivery`, `app_limited` and `ecn` start empty and may be set afterwards.
+    /// ACK). `delivery`, `app_limited`, `max_bytes_in_flight` and `ecn` start empty,
+    /// `cwnd_limited` true; they may be set afterwards (see [`WindowUsage::on_ack`]).
     pub fn new(
         packets: &'a [AckedPacket],
         rtt: &RttEstimator,
@@ -197,8 +223,19 @@ impl<'a> AckSample<'a> {
             delivery: None,
             bytes_in_flight,
             app_limited: false,
+            cwnd_limited: true,
+            max_bytes_in_flight: 0,
             ecn: None,
         }
+    }
+
+    /// Whether a window-based controller with a congestion window of `window` bytes may
+    /// grow it on this ACK (RFC 9002 §7.8): the sender was window-limited
+    /// ([`AckSample::cwnd_limited`]), or it is in slow start and bytes in flight reached
+    /// at least half the window since the start of the last round trip, so that slow
+    /// start can double a window that is in use (as Linux `tcp_is_cwnd_limited`).
+    pub fn may_grow(&self, window: u64, in_slow_start: bool) -> bool {
+        self.cwnd_limited || (in_slow_start && self.max_bytes_in_flight.saturating_mul(2) >= window)
     }
 }
 

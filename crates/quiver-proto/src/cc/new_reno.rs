@@ -41,7 +41,9 @@ impl ControllerFactory for NewRenoConfig {
 /// - Congestion avoidance: one maximum datagram size per window of acknowledged bytes
 ///   (§7.3.3), counted exactly with a byte accumulator.
 /// - Persistent congestion collapses the window to the minimum (§7.6.2).
-/// - No growth while the sender is application-limited (§7.8).
+/// - No growth while the window is underused (§7.8): only when the sample is
+///   window-limited or, in slow start, bytes in flight reached half the window
+///   ([`AckSample::may_grow`]).
 #[derive(Debug, Clone)]
 pub struct NewReno {
     config: NewRenoConfig,
@@ -90,7 +92,7 @@ impl NewReno {
 impl Controller for NewReno {
     fn on_ack(&mut self, _now: Instant, sample: &AckSample<'_>) {
         // §7.8 / §B.5: do not grow an underutilised window.
-        if sample.app_limited {
+        if !sample.may_grow(self.window, self.in_slow_start()) {
             return;
         }
         for p in sample.packets {
@@ -266,16 +268,65 @@ mod tests {
         assert_eq!(cc.window(), 3600);
     }
 
+    /// ACK of one packet sent at `t0` with the given window usage.
+    fn ack_usage(cc: &mut NewReno, t0: Instant, cwnd_limited: bool, max_in_flight: u64) {
+        let pk = [acked(0, t0)];
+        let rtt = RttEstimator::default();
+        let mut s = AckSample::new(&pk, &rtt, None, 0);
+        s.cwnd_limited = cwnd_limited;
+        s.max_bytes_in_flight = max_in_flight;
+        cc.on_ack(t0, &s);
+    }
+
     #[test]
-    fn app_limited_does_not_grow() {
+    fn underused_window_does_not_grow() {
         let t0 = Instant::now();
         let mut cc = NewReno::new(NewRenoConfig::default(), MDS);
+        // Slow start, window 12 000: in flight below half the window → no growth.
+        ack_usage(&mut cc, t0, false, 5999);
+        assert_eq!(cc.window(), 12_000);
+        // The delivery-rate app-limited mark alone does not stop growth.
         let pk = [acked(0, t0)];
         let rtt = RttEstimator::default();
         let mut s = AckSample::new(&pk, &rtt, None, 0);
         s.app_limited = true;
         cc.on_ack(t0, &s);
-        assert_eq!(cc.window(), 12_000);
+        assert_eq!(cc.window(), 13_200);
+    }
+
+    #[test]
+    fn slow_start_grows_when_half_the_window_is_used() {
+        let t0 = Instant::now();
+        let mut cc = NewReno::new(NewRenoConfig::default(), MDS);
+        ack_usage(&mut cc, t0, false, 6000);
+        assert_eq!(cc.window(), 13_200);
+        // Doubling stops once the window exceeds twice the usage.
+        ack_usage(&mut cc, t0, false, 6000);
+        assert_eq!(cc.window(), 13_200);
+        ack_usage(&mut cc, t0, true, 6000);
+        assert_eq!(cc.window(), 14_400);
+    }
+
+    #[test]
+    fn congestion_avoidance_grows_only_when_window_limited() {
+        let t0 = Instant::now();
+        let mut cc = NewReno::new(NewRenoConfig::default(), MDS);
+        let e = CongestionEvent::new_loss(t0, 1200, 1, false, 0);
+        cc.on_congestion_event(t0 + ms(1), &e);
+        assert_eq!(cc.window(), 6000);
+        assert!(!cc.in_slow_start());
+        // Sent after recovery started; bytes in flight reached the whole window but the
+        // sender was never held back: no growth outside slow start.
+        let sent = t0 + ms(2);
+        for _ in 0..10 {
+            ack_usage(&mut cc, sent, false, 6000);
+        }
+        assert_eq!(cc.window(), 6000);
+        // Window-limited: +1 datagram per window acknowledged.
+        for _ in 0..5 {
+            ack_usage(&mut cc, sent, true, 6000);
+        }
+        assert_eq!(cc.window(), 7200);
     }
 
     #[test]

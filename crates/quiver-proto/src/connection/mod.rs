@@ -231,9 +231,14 @@ pub struct ConnectionStats {
     pub persistent_congestion: u64,
     /// Smallest congestion window after a congestion event (0 if there was none).
     pub cwnd_min: u64,
-    /// ACK frames whose congestion-control sample was marked application-limited, so
-    /// the window was not grown (RFC 9002 §7.8).
+    /// ACK frames whose congestion-control sample carried the delivery-rate estimator's
+    /// application-limited mark ([`crate::cc::AckSample::app_limited`]).
     pub app_limited_acks: u64,
+    /// ACK frames whose sample was not window-limited
+    /// ([`crate::cc::AckSample::cwnd_limited`] false): the window was underused since
+    /// the start of the last round trip, so NewReno and Cubic grew it only in slow start
+    /// with at least half of it in flight (RFC 9002 §7.8).
+    pub window_underused_acks: u64,
 }
 
 /// Messages from a connection to its endpoint (CID bookkeeping).
@@ -340,6 +345,8 @@ pub struct Connection {
     tls_buf: Vec<u8>,
     /// Delivery-rate estimation for congestion-control samples.
     rate: DeliveryRateEstimator,
+    /// Whether the congestion window limited the sender (RFC 9002 §7.8).
+    window_usage: crate::cc::WindowUsage,
     /// When the first RTT sample was taken (persistent congestion, RFC 9002 §7.6.2).
     first_rtt_sample: Option<Instant>,
     /// Client: the server's first Initial fixed the remote CID.
@@ -441,6 +448,7 @@ impl Connection {
             recovery_send: false,
             tls_buf: Vec::new(),
             rate: DeliveryRateEstimator::new(),
+            window_usage: crate::cc::WindowUsage::new(),
             first_rtt_sample: None,
             got_server_initial: false,
             config,

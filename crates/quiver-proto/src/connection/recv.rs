@@ -445,11 +445,15 @@ impl Connection {
         sample.delivery = self.rate.take_sample(self.rtt.min());
         sample.app_limited = self.rate.is_app_limited();
         sample.ecn = ecn;
+        self.window_usage.on_ack(&mut sample);
         if sample.app_limited {
             self.stats.app_limited_acks += 1;
         }
+        if !sample.cwnd_limited {
+            self.stats.window_underused_acks += 1;
+        }
         self.cc.on_ack(now, &sample);
-        tracing::trace!(side = ?self.side, cwnd = self.cc.window(), in_flight, app_limited = sample.app_limited, "ack processed");
+        tracing::trace!(side = ?self.side, cwnd = self.cc.window(), in_flight, app_limited = sample.app_limited, cwnd_limited = sample.cwnd_limited, "ack processed");
         if outcome.ecn_ce_increase > 0 {
             if let Some(t) = outcome.largest_newly_acked_sent {
                 let ev = crate::cc::CongestionEvent::ecn(t, in_flight);

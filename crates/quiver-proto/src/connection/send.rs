@@ -171,6 +171,7 @@ impl Connection {
             }
         }
         if plan.iter().any(|(_, w)| w.eliciting) && !self.congestion_allows(now, limit) {
+            self.window_usage.on_blocked(now);
             // Blocked by the window or the pacer: acknowledgements (and probes) only.
             plan.clear();
             for epoch in Epoch::ALL {
@@ -321,6 +322,9 @@ impl Connection {
         if in_flight {
             self.cc.on_sent(now, u64::from(size), pn);
             self.pacer.on_sent(u64::from(size));
+            let (in_flight, cwnd) = (self.bytes_in_flight(), self.cc.window());
+            self.window_usage
+                .on_sent(now, in_flight, cwnd, u64::from(self.path.mtu));
             if !self.streams.has_pending_data() && self.datagrams.send.is_empty() {
                 self.rate.on_app_limited(self.bytes_in_flight());
             }

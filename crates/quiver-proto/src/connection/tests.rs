@@ -1078,3 +1078,134 @@ fn one_packet_retransmits_lost_data_when_the_window_is_reduced() {
     // Most of the lost packet's data (the retransmission also carries an ACK).
     assert!(got.len() >= 1000, "read {} bytes", got.len());
 }
+
+// ---- window usage (RFC 9002 §7.8) ----
+
+/// A controller with a fixed window and pacing rate that records, per ACK, the
+/// window-usage fields of the sample it was given.
+#[derive(Clone)]
+struct UsageRecorder {
+    window: u64,
+    pacing_rate: Option<u64>,
+    seen: Arc<std::sync::Mutex<Vec<(bool, u64)>>>,
+}
+
+impl crate::cc::Controller for UsageRecorder {
+    fn on_ack(&mut self, _now: Instant, sample: &crate::cc::AckSample<'_>) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push((sample.cwnd_limited, sample.max_bytes_in_flight));
+        }
+    }
+    fn on_congestion_event(&mut self, _now: Instant, _event: &crate::cc::CongestionEvent) {}
+    fn window(&self) -> u64 {
+        self.window
+    }
+    fn pacing_rate(&self) -> Option<u64> {
+        self.pacing_rate
+    }
+    fn initial_window(&self) -> u64 {
+        self.window
+    }
+    fn name(&self) -> &str {
+        "usage-recorder"
+    }
+    fn clone_box(&self) -> Box<dyn crate::cc::Controller> {
+        Box::new(self.clone())
+    }
+}
+
+impl crate::cc::ControllerFactory for UsageRecorder {
+    fn build(&self, _now: Instant, _mds: u16) -> Box<dyn crate::cc::Controller> {
+        Box::new(self.clone())
+    }
+}
+
+/// A sender whose data waits on the pacer is window-limited even though bytes in flight
+/// stay far below the window: without pacing delay it would have used the window (RFC
+/// 9002 §7.8), so the ACKs of that flight allow growth.
+#[test]
+fn pacing_delayed_sender_counts_as_window_limited() {
+    let rec = UsageRecorder {
+        window: 120_000,
+        pacing_rate: Some(1_000_000),
+        seen: Arc::default(),
+    };
+    let client_t = TransportConfig {
+        congestion_controller: Some(Arc::new(rec.clone())),
+        ..bulk_transport()
+    };
+    let mut p = Pair::established(bulk_transport(), client_t);
+    p.now += Duration::from_millis(100);
+    let id = p.client_conn().open(Dir::Bi).unwrap();
+    let data = vec![7u8; 60_000];
+    assert_eq!(p.client_conn().write(id, &data), Ok(data.len()));
+    let flight = p.take_transmits(Side::Client);
+    assert!(
+        (5..=20).contains(&flight.len()),
+        "a pacer burst, not the window: {}",
+        flight.len()
+    );
+    let in_flight = p.client_conn().bytes_in_flight();
+    assert!(in_flight + 1200 <= 120_000, "{in_flight}");
+    assert!(p.client_conn().window_usage.cwnd_limited());
+    rec.seen.lock().unwrap().clear();
+    p.now += Duration::from_millis(20);
+    for d in &flight {
+        p.deliver(Side::Server, d);
+    }
+    let acks = p.take_transmits(Side::Server);
+    p.now += Duration::from_millis(20);
+    for d in &acks {
+        p.deliver(Side::Client, d);
+    }
+    let seen = rec.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|&(limited, _)| limited), "{seen:?}");
+    assert!(seen.iter().all(|&(_, max)| max >= in_flight), "{seen:?}");
+}
+
+/// A sender with a little data per round trip never fills its window: its ACKs are not
+/// window-limited and NewReno keeps the window where it is.
+#[test]
+fn lightly_loaded_sender_does_not_grow_the_window() {
+    let mut p = Pair::established(bulk_transport(), bulk_transport());
+    let w0 = p.client_conn().stats().cwnd;
+    let underused0 = p.client_conn().stats().window_underused_acks;
+    let id = p.client_conn().open(Dir::Bi).unwrap();
+    for _ in 0..20 {
+        assert_eq!(p.client_conn().write(id, &[1u8; 100]), Ok(100));
+        p.run(Duration::from_millis(100));
+        assert_eq!(p.client_conn().bytes_in_flight(), 0);
+    }
+    let s = p.client_conn().stats();
+    assert_eq!(s.cwnd, w0, "{s:?}");
+    assert!(s.window_underused_acks >= underused0 + 20, "{s:?}");
+    assert!(!p.client_conn().window_usage.cwnd_limited());
+}
+
+/// A bulk sender fills its window, so slow start grows it round after round.
+#[test]
+fn window_limited_sender_grows_the_window() {
+    let mut p = Pair::established(bulk_transport(), bulk_transport());
+    let id = p.client_conn().open(Dir::Bi).unwrap();
+    let data = vec![3u8; 500_000];
+    assert_eq!(p.client_conn().write(id, &data), Ok(data.len()));
+    let mut windows = vec![p.client_conn().stats().cwnd];
+    for _ in 0..3 {
+        p.now += Duration::from_millis(100);
+        let flight = p.take_transmits(Side::Client);
+        assert!(p.client_conn().window_usage.cwnd_limited());
+        p.now += Duration::from_millis(25);
+        for d in &flight {
+            p.deliver(Side::Server, d);
+        }
+        let acks = p.take_transmits(Side::Server);
+        p.now += Duration::from_millis(25);
+        for d in &acks {
+            p.deliver(Side::Client, d);
+        }
+        windows.push(p.client_conn().stats().cwnd);
+    }
+    assert!(windows.windows(2).all(|w| w[1] > w[0]), "{windows:?}");
+    assert!(windows[3] >= 4 * windows[0], "{windows:?}");
+}
