@@ -1,21 +1,4 @@
-//! Whether the sender used its congestion window (RFC 9002 §7.8).
-//!
-//! RFC 9002 §7.8: "When bytes in flight is smaller than the congestion window and
-//! sending is not pacing limited, the congestion window is underutilized. This can
-//! happen due to insufficient application data or flow control limits. When this
-//! occurs, the congestion window SHOULD NOT be increased in either slow start or
-//! congestion avoidance." A sender is *window-limited* when the congestion window (or
-//! the pacer, which spreads that window over a round trip) kept ack-eliciting data
-//! waiting, or when a send filled the window.
-//!
-//! [`WindowUsage`] keeps that fact per round trip, in the manner of Linux
-//! `tcp_cwnd_validate` / `tcp_is_cwnd_limited`: a round starts with the first in-flight
-//! send after the previous round ended and ends when a packet sent at or after its start
-//! is acknowledged. An ACK reports the usage of the round that just ended together with
-//! the current one, so growth is allowed if the window was fully used at any point since
-//! the start of the last round trip. This is much less strict than the delivery-rate
-//! estimator's application-limited mark ([`super::RateSample::is_app_limited`]), which
-//! stays set until every byte in flight at marking time is delivered.
+//! Whether the sender used its congestion window (RFC 9002 §7.8): [`WindowUsage`].
 
 use super::AckSample;
 use std::time::Instant;
@@ -40,7 +23,24 @@ impl Round {
 
 /// Tracks, per round trip, whether the sender was limited by its congestion window and
 /// the largest bytes in flight, and fills [`AckSample::cwnd_limited`] and
-/// [`AckSample::max_bytes_in_flight`]. See the [module documentation](self).
+/// [`AckSample::max_bytes_in_flight`].
+///
+/// RFC 9002 §7.8: "When bytes in flight is smaller than the congestion window and
+/// sending is not pacing limited, the congestion window is underutilized. This can
+/// happen due to insufficient application data or flow control limits. When this
+/// occurs, the congestion window SHOULD NOT be increased in either slow start or
+/// congestion avoidance." A sender is *window-limited* when the congestion window (or
+/// the pacer, which spreads that window over a round trip) kept ack-eliciting data
+/// waiting, or when a send filled the window.
+///
+/// The tracker keeps that fact per round trip, in the manner of Linux
+/// `tcp_cwnd_validate` / `tcp_is_cwnd_limited`: a round starts with the first in-flight
+/// send after the previous round ended and ends when a packet sent at or after its start
+/// is acknowledged. An ACK reports the usage of the round that just ended together with
+/// the current one, so growth is allowed if the window was fully used at any point since
+/// the start of the last round trip. This is much less strict than the delivery-rate
+/// estimator's application-limited mark ([`super::RateSample::is_app_limited`]), which
+/// stays set until every byte in flight at marking time is delivered.
 ///
 /// The connection calls [`WindowUsage::on_sent`] for every in-flight packet,
 /// [`WindowUsage::on_blocked`] whenever the window or the pacer holds back ack-eliciting
