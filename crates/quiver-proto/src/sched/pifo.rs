@@ -96,7 +96,7 @@ impl Ord for Item {
 /// are (the programmable-scheduler abstraction of Sivaraman et al., SIGCOMM 2016, as the
 /// heap the seed work used for thousands of streams).
 ///
-/// The ranks are packed integers ([`Rank`]) so a heap entry is 24 bytes and a comparison
+/// The ranks are packed integers (priority | deadline, arrival) so a heap entry is 24 bytes and a comparison
 /// is two integer compares. The hot path — serve the top stream, then it finishes or
 /// blocks — pops it eagerly. Any other removal (a stream that is not at the top closes,
 /// blocks or is re-ranked) is **lazy**: its entry stays and is recognised as stale when
