@@ -48,7 +48,20 @@ impl Connection {
         } else {
             max_datagrams.max(1)
         };
-        let mtu = self.path.mtu as usize;
+        if let Some(size) = self.mtud_poll_probe(now, buf) {
+            self.path.bytes_sent += size as u64;
+            self.stats.udp_tx += 1;
+            self.stats.bytes_tx += size as u64;
+            self.update_loss_timer(now);
+            return Some(Transmit {
+                destination: self.path.remote,
+                ecn: None,
+                size,
+                segment_size: None,
+                src_ip: self.path.local_ip,
+            });
+        }
+        let mtu = self.mtud_send_limit();
         let mut segment_size = 0;
         let mut count = 0;
         while count < max_datagrams {
@@ -334,7 +347,7 @@ impl Connection {
         }
     }
 
-    fn header_for(&self, epoch: Epoch, number: PacketNumber) -> Header {
+    pub(super) fn header_for(&self, epoch: Epoch, number: PacketNumber) -> Header {
         let dst_cid = self.cids.remote_cid();
         let src_cid = self.cids.local_initial_cid();
         match epoch {

@@ -1016,6 +1016,8 @@ mod fuzz {
 fn bulk_transport() -> TransportConfig {
     TransportConfig {
         max_idle_timeout: Some(Duration::from_secs(10)),
+        // The flight arithmetic below assumes 1200-byte packets.
+        mtu_discovery: None,
         ..TransportConfig::default()
     }
 }
