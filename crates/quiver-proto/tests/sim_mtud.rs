@@ -74,7 +74,10 @@ fn converges_below_link_mtu_without_congestion_response() {
         s.path_mtu
     );
     assert!(s.mtu_probes_lost >= 3, "{s:?}");
-    assert_eq!(s.congestion_events, 0, "probe loss caused a reaction: {s:?}");
+    assert_eq!(
+        s.congestion_events, 0,
+        "probe loss caused a reaction: {s:?}"
+    );
     assert_eq!(s.persistent_congestion, 0);
     assert_eq!(s.mtu_black_holes, 0);
 }

@@ -463,7 +463,11 @@ impl Connection {
         }
     }
 
-    fn mtud_take_lost_probe(&mut self, now: Instant, lost: &mut Vec<(u64, SentPacket<SentFrames>)>) {
+    fn mtud_take_lost_probe(
+        &mut self,
+        now: Instant,
+        lost: &mut Vec<(u64, SentPacket<SentFrames>)>,
+    ) {
         lost.retain(|(pn, _)| {
             if self.mtud.is_probe(*pn) {
                 self.mtud.on_probe_lost(now, *pn);
