@@ -19,6 +19,9 @@ use std::time::Instant;
 const TAG_LEN: usize = 16;
 /// Minimum datagram size carrying an Initial packet (RFC 9000 §14.1).
 const MIN_INITIAL_DATAGRAM: usize = 1200;
+/// Largest GSO batch: the kernel refuses a UDP send whose total payload exceeds an IPv4
+/// datagram (65 507 bytes), and quinn-udp drops such a batch silently (EMSGSIZE).
+const MAX_GSO_BATCH: usize = 65_000;
 
 /// What a packet of one level would carry.
 #[derive(Debug, Default, Clone, Copy)]
@@ -64,7 +67,7 @@ impl Connection {
         let mtu = self.mtud_send_limit();
         let mut segment_size = 0;
         let mut count = 0;
-        while count < max_datagrams {
+        while count < max_datagrams && buf.len() + segment_size <= MAX_GSO_BATCH {
             let start = buf.len();
             let limit = if count == 0 { mtu } else { segment_size };
             if !self.write_datagram(now, buf, limit) {
