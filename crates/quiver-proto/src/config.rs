@@ -46,6 +46,35 @@ pub struct TransportConfig {
     /// Congestion controller factory (the [`crate::cc::Controller`] hook); NewReno when
     /// `None`.
     pub congestion_controller: Option<Arc<dyn crate::cc::ControllerFactory>>,
+    /// Path MTU discovery (DPLPMTUD, RFC 9000 §14.3 and RFC 8899): after the handshake
+    /// is confirmed, probe for UDP payloads larger than [`initial_mtu`](Self::initial_mtu).
+    /// `None` keeps every datagram at `initial_mtu`.
+    pub mtu_discovery: Option<MtuDiscoveryConfig>,
+}
+
+/// Settings of path MTU discovery ([`TransportConfig::mtu_discovery`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MtuDiscoveryConfig {
+    /// Largest UDP payload to probe for. The effective bound is also limited by our
+    /// endpoint's [`EndpointConfig::max_udp_payload_size`] and the peer's
+    /// `max_udp_payload_size` transport parameter. Default 1452: a 1500-byte Ethernet
+    /// MTU minus IPv6 (40) and UDP (8) headers.
+    pub upper_bound: u16,
+    /// After a search ended below the upper bound, search again after this long.
+    pub interval: Duration,
+    /// The binary search stops when the largest working and the smallest failing size
+    /// are closer than this many bytes.
+    pub minimum_change: u16,
+}
+
+impl Default for MtuDiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            upper_bound: 1452,
+            interval: Duration::from_secs(600),
+            minimum_change: 20,
+        }
+    }
 }
 
 impl Default for TransportConfig {
@@ -67,6 +96,7 @@ impl Default for TransportConfig {
             active_connection_id_limit: 4,
             congestion_controller: None,
             scheduler: Arc::new(crate::sched::SchedulerKind::RoundRobin),
+            mtu_discovery: Some(MtuDiscoveryConfig::default()),
         }
     }
 }
@@ -86,6 +116,7 @@ impl std::fmt::Debug for TransportConfig {
                 "max_concurrent_uni_streams",
                 &self.max_concurrent_uni_streams,
             )
+            .field("mtu_discovery", &self.mtu_discovery)
             .finish_non_exhaustive()
     }
 }

@@ -9,8 +9,8 @@
 //! - TLS 1.3 with only `TLS13_AES_128_GCM_SHA256` on both sides (Initial packets use it
 //!   anyway, RFC 9001 §5.2), ECDSA P-256 self-signed certificate, no key logging;
 //! - equal stream, connection and send windows;
-//! - a fixed UDP payload size on both sides: quiver has no path MTU discovery, so quinn's
-//!   is switched off and both start (and stay) at the same `initial_mtu`;
+//! - a fixed UDP payload size on both sides: both stacks' path MTU discovery is switched
+//!   off and both start (and stay) at the same `initial_mtu`;
 //! - NewReno congestion control on both (quiver's only controller; quinn defaults to
 //!   CUBIC);
 //! - GSO/GRO as each stack's UDP layer (quinn-udp for both) detects it.
@@ -102,6 +102,7 @@ fn quiver_transport(t: Tuning) -> Arc<quiver::TransportConfig> {
         receive_window: t.window,
         send_window: t.window,
         initial_mtu: t.mtu,
+        mtu_discovery: None,
         ..Default::default()
     })
 }

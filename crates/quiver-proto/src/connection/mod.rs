@@ -6,6 +6,7 @@
 
 mod cids;
 mod crypto_stream;
+mod mtud;
 mod recv;
 mod send;
 mod spaces;
@@ -239,6 +240,14 @@ pub struct ConnectionStats {
     /// the start of the last round trip, so NewReno and Cubic grew it only in slow start
     /// with at least half of it in flight (RFC 9002 §7.8).
     pub window_underused_acks: u64,
+    /// Largest UDP payload currently sent on the path (path MTU discovery).
+    pub path_mtu: u16,
+    /// Path MTU probes sent.
+    pub mtu_probes_sent: u64,
+    /// Path MTU probes declared lost (no congestion response is taken for them).
+    pub mtu_probes_lost: u64,
+    /// Black holes detected: the path MTU fell back to the base size.
+    pub mtu_black_holes: u64,
 }
 
 /// Messages from a connection to its endpoint (CID bookkeeping).
@@ -311,6 +320,8 @@ pub struct Connection {
     rtt: RttEstimator,
     cc: Box<dyn Controller>,
     pacer: Pacer,
+    /// Path MTU discovery.
+    mtud: mtud::MtuDiscovery,
     pto_count: u32,
     streams: StreamsState,
     cids: CidState,
@@ -423,6 +434,11 @@ impl Connection {
             rtt,
             cc,
             pacer: Pacer::default(),
+            mtud: mtud::MtuDiscovery::new(
+                config.mtu_discovery.as_ref(),
+                mtu,
+                init.max_udp_payload_size,
+            ),
             pto_count: 0,
             streams,
             cids,
@@ -519,6 +535,7 @@ impl Connection {
             s.lost_by_time_threshold += c.by_time_threshold;
             s.spurious_losses += c.spurious;
         }
+        self.mtud_stats(&mut s);
         s
     }
     /// Name of the congestion controller in use.
@@ -929,6 +946,7 @@ impl Connection {
         };
         let peer_mtu = p.max_udp_payload_size.into_inner().min(u64::from(u16::MAX)) as u16;
         self.path.mtu = self.path.mtu.min(peer_mtu.max(1200));
+        self.mtud_on_peer_params(peer_mtu);
         if let Some(token) = p.stateless_reset_token {
             self.cids.set_initial_remote_reset_token(token);
         }
@@ -942,6 +960,7 @@ impl Connection {
         }
         self.handshake_confirmed = true;
         self.discard_level(now, Epoch::Handshake);
+        self.mtud_on_handshake_confirmed();
     }
 
     /// RFC 9001 §4.9: discard keys and state of a level.

@@ -416,7 +416,7 @@ impl Connection {
             ect1: e.ect1,
             ce: e.ce,
         });
-        let outcome = self.spaces[idx].sent.on_ack_received(
+        let mut outcome = self.spaces[idx].sent.on_ack_received(
             now,
             ack.iter_ranges(),
             delay,
@@ -435,6 +435,7 @@ impl Connection {
         if self.handshake_confirmed || self.side.is_server() || epoch != Epoch::Initial {
             self.pto_count = 0;
         }
+        self.mtud_on_ack(now, idx, &mut outcome.newly_acked, &mut outcome.lost);
         let acked = crate::cc::AckedPacket::from_sent(&outcome.newly_acked);
         for (_, p) in &outcome.newly_acked {
             self.rate.on_packet_acked(now, p);
@@ -489,8 +490,9 @@ impl Connection {
         &mut self,
         now: Instant,
         space_idx: usize,
-        lost: Vec<(u64, crate::recovery::SentPacket<super::spaces::SentFrames>)>,
+        mut lost: Vec<(u64, crate::recovery::SentPacket<super::spaces::SentFrames>)>,
     ) {
+        self.mtud_on_lost(now, space_idx, &mut lost);
         let persistent =
             crate::recovery::pto::persistent_congestion_in(&lost, &self.rtt, self.first_rtt_sample);
         let in_flight = self.bytes_in_flight();
@@ -581,7 +583,9 @@ impl Connection {
     }
 
     pub(super) fn bytes_in_flight(&self) -> u64 {
-        self.spaces.iter().map(|s| s.sent.bytes_in_flight()).sum()
+        let total: u64 = self.spaces.iter().map(|s| s.sent.bytes_in_flight()).sum();
+        // RFC 9000 §14.4: a PMTU probe is not counted for congestion control.
+        total.saturating_sub(self.mtud_probe_bytes())
     }
 
     fn ack_eliciting_in_flight(&self) -> u64 {

@@ -19,6 +19,9 @@ use std::time::Instant;
 const TAG_LEN: usize = 16;
 /// Minimum datagram size carrying an Initial packet (RFC 9000 §14.1).
 const MIN_INITIAL_DATAGRAM: usize = 1200;
+/// Largest GSO batch: the kernel refuses a UDP send whose total payload exceeds an IPv4
+/// datagram (65 507 bytes), and quinn-udp drops such a batch silently (EMSGSIZE).
+const MAX_GSO_BATCH: usize = 65_000;
 
 /// What a packet of one level would carry.
 #[derive(Debug, Default, Clone, Copy)]
@@ -48,10 +51,23 @@ impl Connection {
         } else {
             max_datagrams.max(1)
         };
-        let mtu = self.path.mtu as usize;
+        if let Some(size) = self.mtud_poll_probe(now, buf) {
+            self.path.bytes_sent += size as u64;
+            self.stats.udp_tx += 1;
+            self.stats.bytes_tx += size as u64;
+            self.update_loss_timer(now);
+            return Some(Transmit {
+                destination: self.path.remote,
+                ecn: None,
+                size,
+                segment_size: None,
+                src_ip: self.path.local_ip,
+            });
+        }
+        let mtu = self.mtud_send_limit();
         let mut segment_size = 0;
         let mut count = 0;
-        while count < max_datagrams {
+        while count < max_datagrams && buf.len() + segment_size <= MAX_GSO_BATCH {
             let start = buf.len();
             let limit = if count == 0 { mtu } else { segment_size };
             if !self.write_datagram(now, buf, limit) {
@@ -338,7 +354,7 @@ impl Connection {
         }
     }
 
-    fn header_for(&self, epoch: Epoch, number: PacketNumber) -> Header {
+    pub(super) fn header_for(&self, epoch: Epoch, number: PacketNumber) -> Header {
         let dst_cid = self.cids.remote_cid();
         let src_cid = self.cids.local_initial_cid();
         match epoch {

@@ -1016,6 +1016,8 @@ mod fuzz {
 fn bulk_transport() -> TransportConfig {
     TransportConfig {
         max_idle_timeout: Some(Duration::from_secs(10)),
+        // The flight arithmetic below assumes 1200-byte packets.
+        mtu_discovery: None,
         ..TransportConfig::default()
     }
 }
@@ -1208,4 +1210,40 @@ fn window_limited_sender_grows_the_window() {
     }
     assert!(windows.windows(2).all(|w| w[1] > w[0]), "{windows:?}");
     assert!(windows[3] >= 4 * windows[0], "{windows:?}");
+}
+
+// ---- path MTU discovery ----
+
+/// After the handshake the client's probe raises its MTU to the default upper bound,
+/// and GSO batches then use segments of that size but stay below the 64 KiB a UDP send
+/// may carry.
+#[test]
+fn gso_segments_follow_discovered_mtu_within_64k() {
+    let big_windows = TransportConfig {
+        max_idle_timeout: Some(Duration::from_secs(10)),
+        congestion_controller: Some(std::sync::Arc::new(crate::cc::NewRenoConfig {
+            initial_window: Some(1 << 20),
+            ..Default::default()
+        })),
+        ..TransportConfig::default()
+    };
+    let mut p = Pair::established(big_windows.clone(), big_windows);
+    p.run(Duration::from_millis(200));
+    let s = p.client_conn().stats();
+    assert_eq!((s.path_mtu, s.mtu_probes_sent), (1452, 1), "{s:?}");
+    let id = p.client_conn().open(Dir::Bi).unwrap();
+    let data = vec![7u8; 200_000];
+    assert_eq!(p.client_conn().write(id, &data), Ok(data.len()));
+    let now = p.now;
+    let mut buf = Vec::new();
+    let t = p
+        .client_conn()
+        .poll_transmit(now, 64, &mut buf)
+        .expect("a batch");
+    assert_eq!(t.segment_size, Some(1452));
+    assert!(
+        t.size <= 65_000 && t.size > 60_000,
+        "batch of {} bytes",
+        t.size
+    );
 }
