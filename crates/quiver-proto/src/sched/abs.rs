@@ -1,10 +1,6 @@
 //! Absolute (strict) priority.
 
-use std::time::Instant;
-
-use super::keyed::{KEntry, Keyed};
-use super::{Scheduler, StreamClass};
-use crate::shared::StreamId;
+use super::keyed::{keyed_scheduler, KEntry, Keyed};
 
 type Key = (u8, u64);
 
@@ -39,48 +35,13 @@ impl Default for Abs {
     }
 }
 
-impl Scheduler for Abs {
-    fn name(&self) -> &'static str {
-        "abs"
-    }
-
-    fn on_open(&mut self, id: StreamId, class: &StreamClass, now: Instant) {
-        self.k.open(id, class, now, key);
-    }
-
-    fn set_class(&mut self, id: StreamId, class: &StreamClass, now: Instant) {
-        self.k.open(id, class, now, key);
-    }
-
-    fn on_ready(&mut self, id: StreamId, _now: Instant) {
-        self.k.ready(id, key);
-    }
-
-    fn on_sent(&mut self, id: StreamId, _bytes: usize, still_ready: bool, _now: Instant) {
-        if still_ready {
-            self.k.ready(id, key);
-        } else {
-            self.k.unready(id);
-        }
-    }
-
-    fn on_blocked(&mut self, id: StreamId) {
-        self.k.unready(id);
-    }
-
-    fn on_closed(&mut self, id: StreamId) {
-        self.k.close(id);
-    }
-
-    fn next(&mut self, _now: Instant) -> Option<StreamId> {
-        self.k.first().map(|(_, id)| id)
-    }
-}
+keyed_scheduler!(Abs, "abs", key);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sched::testutil::*;
+    use crate::sched::{Scheduler, StreamClass};
 
     fn prio(p: u8) -> StreamClass {
         StreamClass::new().with_priority(p)

@@ -1,10 +1,6 @@
 //! First come, first served.
 
-use std::time::Instant;
-
-use super::keyed::Keyed;
-use super::{Scheduler, StreamClass};
-use crate::shared::StreamId;
+use super::keyed::{keyed_scheduler, Keyed};
 
 /// First come, first served: streams in the order they first became ready, each drained
 /// before the next one gets a byte.
@@ -35,48 +31,13 @@ fn key<X>(e: &mut super::table::Entry<X>) -> u64 {
     e.seq()
 }
 
-impl Scheduler for Fcfs {
-    fn name(&self) -> &'static str {
-        "fcfs"
-    }
-
-    fn on_open(&mut self, id: StreamId, class: &StreamClass, now: Instant) {
-        self.k.open(id, class, now, key);
-    }
-
-    fn set_class(&mut self, id: StreamId, class: &StreamClass, now: Instant) {
-        self.k.open(id, class, now, key);
-    }
-
-    fn on_ready(&mut self, id: StreamId, _now: Instant) {
-        self.k.ready(id, key);
-    }
-
-    fn on_sent(&mut self, id: StreamId, _bytes: usize, still_ready: bool, _now: Instant) {
-        if still_ready {
-            self.k.ready(id, key);
-        } else {
-            self.k.unready(id);
-        }
-    }
-
-    fn on_blocked(&mut self, id: StreamId) {
-        self.k.unready(id);
-    }
-
-    fn on_closed(&mut self, id: StreamId) {
-        self.k.close(id);
-    }
-
-    fn next(&mut self, _now: Instant) -> Option<StreamId> {
-        self.k.first().map(|(_, id)| id)
-    }
-}
+keyed_scheduler!(Fcfs, "fcfs", key);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sched::testutil::*;
+    use crate::sched::{Scheduler, StreamClass};
 
     #[test]
     fn order_of_readiness_each_drained() {

@@ -13,6 +13,69 @@ use super::class::StreamClass;
 use super::table::{Entry, Table};
 use crate::shared::StreamId;
 
+/// `impl Scheduler` for a policy that is nothing but "serve the ready stream with the
+/// smallest key": `$ty` has a `k: Keyed<_>` field and `$key` computes a stream's key
+/// from its entry (FCFS: arrival; ABS: priority, arrival).
+macro_rules! keyed_scheduler {
+    ($ty:ty, $name:literal, $key:path) => {
+        impl $crate::sched::Scheduler for $ty {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn on_open(
+                &mut self,
+                id: $crate::shared::StreamId,
+                class: &$crate::sched::StreamClass,
+                now: ::std::time::Instant,
+            ) {
+                self.k.open(id, class, now, $key);
+            }
+
+            fn set_class(
+                &mut self,
+                id: $crate::shared::StreamId,
+                class: &$crate::sched::StreamClass,
+                now: ::std::time::Instant,
+            ) {
+                self.k.open(id, class, now, $key);
+            }
+
+            fn on_ready(&mut self, id: $crate::shared::StreamId, _now: ::std::time::Instant) {
+                self.k.ready(id, $key);
+            }
+
+            fn on_sent(
+                &mut self,
+                id: $crate::shared::StreamId,
+                _bytes: usize,
+                still_ready: bool,
+                _now: ::std::time::Instant,
+            ) {
+                if still_ready {
+                    self.k.ready(id, $key);
+                } else {
+                    self.k.unready(id);
+                }
+            }
+
+            fn on_blocked(&mut self, id: $crate::shared::StreamId) {
+                self.k.unready(id);
+            }
+
+            fn on_closed(&mut self, id: $crate::shared::StreamId) {
+                self.k.close(id);
+            }
+
+            fn next(&mut self, _now: ::std::time::Instant) -> Option<$crate::shared::StreamId> {
+                self.k.first().map(|(_, id)| id)
+            }
+        }
+    };
+}
+
+pub(crate) use keyed_scheduler;
+
 /// Policy state kept per stream by [`Keyed`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot<K> {
