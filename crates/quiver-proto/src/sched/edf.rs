@@ -106,9 +106,7 @@ impl Scheduler for Edf {
     }
 
     fn on_closed(&mut self, id: StreamId) {
-        if let Some(e) = self.k.close(id) {
-            self.expiry.update(id, e.deadline, None);
-        }
+        self.expiry.close(&mut self.k, id);
     }
 
     fn next(&mut self, now: Instant) -> Option<StreamId> {
@@ -116,20 +114,11 @@ impl Scheduler for Edf {
     }
 
     fn poll_expired(&mut self, now: Instant) -> Option<StreamId> {
-        if !self.drop {
-            return None;
-        }
-        let id = self.expiry.pop_past(now)?;
-        self.k.close(id);
-        Some(id)
+        self.expiry.poll_expired(&mut self.k, self.drop, now)
     }
 
     fn next_expiry(&self) -> Option<Instant> {
-        if self.drop {
-            self.expiry.first()
-        } else {
-            None
-        }
+        self.expiry.next_expiry(self.drop)
     }
 }
 

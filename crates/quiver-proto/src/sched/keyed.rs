@@ -232,6 +232,38 @@ impl Expiry {
         self.set.first().map(|(d, _)| *d)
     }
 
+    /// Forgets `id` in `k` and its deadline here (`on_closed` of a deadline scheduler).
+    pub(crate) fn close<K: Ord + Copy>(&mut self, k: &mut Keyed<K>, id: StreamId) {
+        if let Some(e) = k.close(id) {
+            self.update(id, e.deadline, None);
+        }
+    }
+
+    /// `poll_expired` of a deadline scheduler: with hard deadlines (`drop`), the next
+    /// stream past its deadline at `now`, already forgotten in `k`.
+    pub(crate) fn poll_expired<K: Ord + Copy>(
+        &mut self,
+        k: &mut Keyed<K>,
+        drop: bool,
+        now: Instant,
+    ) -> Option<StreamId> {
+        if !drop {
+            return None;
+        }
+        let id = self.pop_past(now)?;
+        k.close(id);
+        Some(id)
+    }
+
+    /// `next_expiry` of a deadline scheduler: the earliest deadline with hard deadlines.
+    pub(crate) fn next_expiry(&self, drop: bool) -> Option<Instant> {
+        if drop {
+            self.first()
+        } else {
+            None
+        }
+    }
+
     /// Removes and returns a stream whose deadline has passed at `now`.
     pub(crate) fn pop_past(&mut self, now: Instant) -> Option<StreamId> {
         let &(d, id) = self.set.first()?;
