@@ -50,6 +50,11 @@ pub struct TransportConfig {
     /// is confirmed, probe for UDP payloads larger than [`initial_mtu`](Self::initial_mtu).
     /// `None` keeps every datagram at `initial_mtu`.
     pub mtu_discovery: Option<MtuDiscoveryConfig>,
+    /// Burst sizes of the pacer (RFC 9002 §7.7): by default the bucket covers 2 ms of
+    /// sending at the pacing rate, between 10 and 256 packets. Set
+    /// [`granularity`](crate::cc::PacerConfig::granularity) to the resolution of the
+    /// timer that drives the connection.
+    pub pacing: crate::cc::PacerConfig,
 }
 
 /// Settings of path MTU discovery ([`TransportConfig::mtu_discovery`]).
@@ -97,6 +102,7 @@ impl Default for TransportConfig {
             congestion_controller: None,
             scheduler: Arc::new(crate::sched::SchedulerKind::RoundRobin),
             mtu_discovery: Some(MtuDiscoveryConfig::default()),
+            pacing: crate::cc::PacerConfig::default(),
         }
     }
 }
@@ -117,6 +123,7 @@ impl std::fmt::Debug for TransportConfig {
                 &self.max_concurrent_uni_streams,
             )
             .field("mtu_discovery", &self.mtu_discovery)
+            .field("pacing", &self.pacing)
             .finish_non_exhaustive()
     }
 }

@@ -69,7 +69,10 @@ mod window_usage;
 pub use cubic::{Cubic, CubicConfig};
 pub use delivery_rate::{DeliveryRateEstimator, RateSample, RateSnapshot};
 pub use new_reno::{NewReno, NewRenoConfig};
-pub use pacer::{Pacer, DEFAULT_BURST_PACKETS};
+pub use pacer::{
+    Pacer, PacerConfig, DEFAULT_BURST_PACKETS, DEFAULT_MAX_BURST_PACKETS,
+    DEFAULT_PACING_GRANULARITY,
+};
 pub use window_usage::WindowUsage;
 
 use crate::recovery::{EcnCounts, RttEstimator, SentPacket};

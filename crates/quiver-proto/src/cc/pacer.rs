@@ -1,23 +1,87 @@
 //! Token-bucket pacer (RFC 9002 §7.7).
+//!
+//! The bucket's size decides how bursty the sender is. A driver's timer fires with some
+//! granularity (tokio's is about 1 ms), so a bucket smaller than what the rate sends in
+//! one timer period makes the sender wait on timers it cannot hit precisely, and caps
+//! the throughput well below the rate. The bucket is therefore sized to cover one
+//! [`PacerConfig::granularity`] of sending at the current rate, bounded between
+//! [`PacerConfig::min_burst`] and [`PacerConfig::max_burst`] packets and never above the
+//! congestion window. On slow links the lower bound rules (10 packets, RFC 9002 §7.7's
+//! initial window); on fast ones the bursts grow so that the timer never becomes the
+//! bottleneck.
 
 use std::time::{Duration, Instant};
 
-/// Default burst size in packets (about the initial window, RFC 9002 §7.7).
+/// Default smallest burst in packets (about the initial window, RFC 9002 §7.7).
 pub const DEFAULT_BURST_PACKETS: u64 = 10;
+/// Default largest burst in packets.
+pub const DEFAULT_MAX_BURST_PACKETS: u64 = 256;
+/// Default timer granularity the bursts are sized for.
+pub const DEFAULT_PACING_GRANULARITY: Duration = Duration::from_millis(2);
 
 const NANOS_PER_SEC: u128 = 1_000_000_000;
 
+/// How bursty the [`Pacer`] may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacerConfig {
+    /// Smallest bucket, in packets of the current MTU (at least 1).
+    pub min_burst: u64,
+    /// Largest bucket, in packets of the current MTU (at least `min_burst`).
+    pub max_burst: u64,
+    /// The bucket holds what the pacing rate sends in this long: set it to (about twice)
+    /// the resolution of the timer that drives the connection.
+    pub granularity: Duration,
+}
+
+impl Default for PacerConfig {
+    fn default() -> Self {
+        Self {
+            min_burst: DEFAULT_BURST_PACKETS,
+            max_burst: DEFAULT_MAX_BURST_PACKETS,
+            granularity: DEFAULT_PACING_GRANULARITY,
+        }
+    }
+}
+
+impl PacerConfig {
+    /// A fixed bucket of `packets` packets, whatever the rate.
+    pub fn fixed(packets: u64) -> Self {
+        Self {
+            min_burst: packets,
+            max_burst: packets,
+            granularity: Duration::ZERO,
+        }
+    }
+
+    /// Bucket size in bytes for `rate` bytes/s (`None`: unpaced), `mtu` and `window`.
+    pub fn capacity(&self, rate: Option<u64>, mtu: u64, window: u64) -> u64 {
+        let min = self.min_burst.max(1).saturating_mul(mtu);
+        let max = self
+            .max_burst
+            .max(self.min_burst)
+            .max(1)
+            .saturating_mul(mtu);
+        let by_rate = match rate {
+            Some(r) => {
+                let b = u128::from(r) * self.granularity.as_nanos() / NANOS_PER_SEC;
+                u64::try_from(b).unwrap_or(u64::MAX)
+            }
+            None => max,
+        };
+        by_rate.clamp(min, max).min(window).max(mtu)
+    }
+}
+
 /// Spreads packets over time at the controller's pacing rate, or at
 /// `1.25 · window / smoothed_rtt` when the controller gives none (RFC 9002 §7.7),
-/// allowing bursts of up to [`DEFAULT_BURST_PACKETS`] packets (never more than the
-/// window).
+/// allowing bursts sized by its [`PacerConfig`] (never more than the window).
 ///
 /// Call [`delay`](Self::delay) before building a packet; `None` means send now, then
 /// report the packet with [`on_sent`](Self::on_sent). The rate is floored at one MTU per
 /// second, so the pacer never blocks forever.
 #[derive(Debug, Clone)]
 pub struct Pacer {
-    burst_packets: u64,
+    config: PacerConfig,
     tokens: u64,
     capacity: u64,
     last_refill: Option<Instant>,
@@ -25,16 +89,21 @@ pub struct Pacer {
 
 impl Default for Pacer {
     fn default() -> Self {
-        Self::new(DEFAULT_BURST_PACKETS)
+        Self::with_config(PacerConfig::default())
     }
 }
 
 impl Pacer {
-    /// A pacer allowing bursts of `burst_packets` (at least 1) packets; the bucket
+    /// A pacer with a fixed bucket of `burst_packets` (at least 1) packets; the bucket
     /// starts full.
     pub fn new(burst_packets: u64) -> Self {
+        Self::with_config(PacerConfig::fixed(burst_packets.max(1)))
+    }
+
+    /// A pacer whose bucket follows `config`; the bucket starts full.
+    pub fn with_config(config: PacerConfig) -> Self {
         Self {
-            burst_packets: burst_packets.max(1),
+            config,
             tokens: 0,
             capacity: 0,
             last_refill: None,
@@ -67,7 +136,8 @@ impl Pacer {
         pacing_rate: Option<u64>,
     ) -> Option<Instant> {
         let mtu = u64::from(mtu).max(1);
-        let capacity = self.burst_packets.saturating_mul(mtu).min(window).max(mtu);
+        let rate = Self::rate(smoothed_rtt, window, pacing_rate).map(|r| r.max(mtu));
+        let capacity = self.config.capacity(rate, mtu, window);
         if self.last_refill.is_none() {
             // First use: allow an initial burst.
             self.tokens = capacity;
@@ -76,11 +146,10 @@ impl Pacer {
         self.capacity = capacity;
         self.tokens = self.tokens.min(capacity);
 
-        let Some(rate) = Self::rate(smoothed_rtt, window, pacing_rate) else {
+        let Some(rate) = rate else {
             self.tokens = capacity;
             return None;
         };
-        let rate = rate.max(mtu);
 
         if let Some(last) = self.last_refill {
             let elapsed = now.saturating_duration_since(last).as_nanos();
@@ -117,6 +186,11 @@ impl Pacer {
     /// Tokens currently in the bucket (bytes).
     pub fn tokens(&self) -> u64 {
         self.tokens
+    }
+
+    /// The bucket size computed by the last [`delay`](Self::delay) call (bytes).
+    pub fn capacity(&self) -> u64 {
+        self.capacity
     }
 }
 
@@ -221,5 +295,60 @@ mod tests {
                 None
             )
             .is_some());
+    }
+
+    #[test]
+    fn bucket_follows_rate_and_granularity() {
+        let c = PacerConfig::default();
+        let mtu = 1452;
+        // 5 Mbit/s: 2 ms of sending is 1250 B, below the 10-packet floor.
+        assert_eq!(c.capacity(Some(625_000), mtu, u64::MAX), 10 * mtu);
+        // 2 Gbit/s: 2 ms is 500 kB, above the 256-packet ceiling.
+        assert_eq!(c.capacity(Some(250_000_000), mtu, u64::MAX), 256 * mtu);
+        // 400 Mbit/s: 2 ms = 100 kB = about 69 packets.
+        assert_eq!(c.capacity(Some(50_000_000), mtu, u64::MAX), 100_000);
+        // Never more than the window, never less than one packet.
+        assert_eq!(c.capacity(Some(50_000_000), mtu, 30_000), 30_000);
+        assert_eq!(c.capacity(Some(50_000_000), mtu, 10), mtu);
+        // Unpaced (no RTT yet): the largest bucket the window allows.
+        assert_eq!(c.capacity(None, mtu, 40_000), 40_000);
+        assert_eq!(
+            PacerConfig::fixed(3).capacity(Some(1 << 40), mtu, u64::MAX),
+            3 * mtu
+        );
+    }
+
+    #[test]
+    fn fast_sender_bursts_cover_the_granularity() {
+        // 1.5 GB/s through a 2 ms timer: each wake-up may send 2 ms worth (capped at
+        // 256 packets), so a sender woken every 2 ms keeps the rate.
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        let rate = 1_500_000_000;
+        let mut now = t0;
+        let mut bytes = 0u64;
+        for _ in 0..50 {
+            while p
+                .delay(
+                    now,
+                    u64::from(MTU),
+                    MTU,
+                    Duration::from_millis(1),
+                    u64::MAX,
+                    Some(rate),
+                )
+                .is_none()
+            {
+                p.on_sent(u64::from(MTU));
+                bytes += u64::from(MTU);
+            }
+            now += Duration::from_millis(2);
+        }
+        let secs = (now - t0).as_secs_f64();
+        let achieved = bytes as f64 / secs;
+        // 256 packets of 1200 B per 2 ms = 153.6 MB/s: the ceiling of a 2 ms timer.
+        assert!(achieved > 150e6, "{achieved}");
+        // A fixed 10-packet bucket would allow only 6 MB/s with the same timer.
+        assert_eq!(p.capacity(), 256 * u64::from(MTU));
     }
 }

@@ -433,7 +433,7 @@ impl Connection {
             },
             rtt,
             cc,
-            pacer: Pacer::default(),
+            pacer: Pacer::with_config(config.pacing),
             mtud: mtud::MtuDiscovery::new(
                 config.mtu_discovery.as_ref(),
                 mtu,
