@@ -119,12 +119,26 @@ impl Io {
     }
 
     /// One round of the call contract under the lock.
+    ///
+    /// Each receive syscall is followed by a transmit pass, so that the ACKs (and the
+    /// data an ACK releases) of one batch go out before the next batch is read: reading
+    /// the whole socket first would acknowledge hundreds of packets at once and leave
+    /// the peer's congestion window waiting for them.
     fn step(&mut self, shared: &Shared, st: &mut State, now: Instant) -> Step {
         let mut again = false;
-        match self.receive(shared, st, now) {
-            Ok(more) => again |= more,
-            Err(e) => return Step::Failed(e),
+        let mut received_all = false;
+        for _ in 0..RECV_BUDGET {
+            match self.receive_once(shared, st, now) {
+                Ok(true) => {}
+                Ok(false) => {
+                    received_all = true;
+                    break;
+                }
+                Err(e) => return Step::Failed(e),
+            }
+            again |= self.transmit(shared, st, now);
         }
+        again |= !received_all;
         if st.proto.poll_timeout().is_some_and(|t| t <= now) {
             st.proto.handle_timeout(now);
         }
@@ -142,10 +156,10 @@ impl Io {
         Step::Wait(st.proto.poll_timeout())
     }
 
-    /// Receive until the socket is empty or the budget is spent; `Ok(true)` if there may
-    /// be more to read.
-    fn receive(&mut self, shared: &Shared, st: &mut State, now: Instant) -> io::Result<bool> {
-        for _ in 0..RECV_BUDGET {
+    /// One receive syscall (several datagrams, GRO batches split); `Ok(false)` when the
+    /// socket had nothing to read.
+    fn receive_once(&mut self, shared: &Shared, st: &mut State, now: Instant) -> io::Result<bool> {
+        loop {
             let received = {
                 let mut bufs: Vec<IoSliceMut<'_>> = self
                     .recv_buf
@@ -207,8 +221,8 @@ impl Io {
                     }
                 }
             }
+            return Ok(true);
         }
-        Ok(true)
     }
 
     /// Send what the core has; `true` if the budget ran out with more possibly waiting.

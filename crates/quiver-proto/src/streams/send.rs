@@ -283,6 +283,11 @@ pub(crate) struct SendStream {
     pub(crate) stop_code: Option<VarInt>,
     /// A write was refused or cut short: report `Writable` when credit returns.
     pub(crate) write_blocked: bool,
+    /// Bytes the refused (or cut short) write still wanted: how much of the shared
+    /// connection credit waking this writer is expected to use.
+    pub(crate) blocked_want: u64,
+    /// The stream has an entry in the connection's queue of blocked writers.
+    pub(crate) in_blocked_queue: bool,
     /// STREAM_DATA_BLOCKED was already queued for this limit.
     pub(crate) blocked_reported_at: Option<u64>,
 }
@@ -300,6 +305,8 @@ impl SendStream {
             reset_final_size: 0,
             stop_code: None,
             write_blocked: false,
+            blocked_want: 0,
+            in_blocked_queue: false,
             blocked_reported_at: None,
         }
     }

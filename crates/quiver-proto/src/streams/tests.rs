@@ -534,6 +534,107 @@ fn connection_blocked_and_send_window() {
     );
 }
 
+/// Writers blocked on the shared send window are woken oldest first and only as many
+/// as the freed credit can serve, not all of them on every ACK.
+#[test]
+fn blocked_writers_woken_in_order_by_credit() {
+    let mut cfg = config();
+    cfg.max_concurrent_uni = 100;
+    cfg.send_window = 4000;
+    let mut peer = config();
+    peer.max_concurrent_uni = 100;
+    peer.stream_receive_window = 1 << 20;
+    peer.receive_window = 1 << 20;
+    let (mut c, mut s) = pair_with(cfg, peer);
+    let first = c.open(Dir::Uni).unwrap();
+    assert_eq!(c.write(first, &[1; 4000]), Ok(4000));
+    let writers: Vec<StreamId> = (0..50).map(|_| c.open(Dir::Uni).unwrap()).collect();
+    for &w in &writers {
+        assert_eq!(c.write(w, &[2; 1000]), Err(WriteError::Blocked));
+    }
+    // One packet of under 1000 bytes acknowledged: room for one writer (at most).
+    let (buf, sent) = packet(&mut c, 1000);
+    for f in frames_of(&buf) {
+        apply(&mut s, f).unwrap();
+    }
+    c.on_packet_acked(&sent);
+    assert_eq!(
+        events(&mut c),
+        vec![StreamEvent::Writable { id: writers[0] }],
+        "only the oldest writer is woken"
+    );
+    let mut left: std::collections::HashMap<StreamId, usize> =
+        writers.iter().map(|&w| (w, 1000)).collect();
+    let mut first_wake = vec![writers[0]];
+    let n = c.write(writers[0], &[2; 1000]).unwrap();
+    *left.get_mut(&writers[0]).unwrap() -= n;
+    // Drive it like a runtime: after each ACK, the woken writers write.
+    let mut acks = 0;
+    let mut wakes = 0;
+    while left.values().any(|&l| l > 0) {
+        let (buf, sent) = packet(&mut c, 1200);
+        for f in frames_of(&buf) {
+            apply(&mut s, f).unwrap();
+        }
+        c.on_packet_acked(&sent);
+        acks += 1;
+        assert!(acks < 1000, "writers starve");
+        let woken: Vec<StreamId> = events(&mut c)
+            .into_iter()
+            .filter_map(|e| match e {
+                StreamEvent::Writable { id } => Some(id),
+                _ => None,
+            })
+            .collect();
+        // About 1150 bytes freed per ACK: one or two writers of 1000, plus those
+        // with the small remainder of a write that was cut short. (Waking every
+        // blocked writer would wake up to 49 here.)
+        assert!(woken.len() <= 4, "one ACK woke {} writers", woken.len());
+        wakes += woken.len();
+        for id in woken {
+            if !first_wake.contains(&id) {
+                first_wake.push(id);
+            }
+            let l = left.get_mut(&id).unwrap();
+            if *l > 0 {
+                let n = c.write(id, &vec![2; *l]).unwrap();
+                *l -= n;
+            }
+        }
+    }
+    assert_eq!(first_wake, writers, "woken oldest first");
+    // A writer is woken once, or twice when its first write was cut short.
+    assert!(
+        wakes <= 2 * writers.len(),
+        "{wakes} wake-ups for 50 writers"
+    );
+}
+
+/// A writer woken for credit that finishes instead of writing hands the credit on.
+#[test]
+fn woken_writer_that_finishes_hands_credit_on() {
+    let mut cfg = config();
+    cfg.send_window = 2000;
+    let mut peer = config();
+    peer.stream_receive_window = 1 << 20;
+    peer.receive_window = 1 << 20;
+    let (mut c, mut s) = pair_with(cfg, peer);
+    let first = c.open(Dir::Uni).unwrap();
+    assert_eq!(c.write(first, &[1; 2000]), Ok(2000));
+    let a = c.open(Dir::Uni).unwrap();
+    let b = c.open(Dir::Uni).unwrap();
+    assert_eq!(c.write(a, &[2; 1500]), Err(WriteError::Blocked));
+    assert_eq!(c.write(b, &[2; 1500]), Err(WriteError::Blocked));
+    let (buf, sent) = packet(&mut c, 1200);
+    for f in frames_of(&buf) {
+        apply(&mut s, f).unwrap();
+    }
+    c.on_packet_acked(&sent);
+    assert_eq!(events(&mut c), vec![StreamEvent::Writable { id: a }]);
+    c.finish(a).unwrap();
+    assert_eq!(events(&mut c), vec![StreamEvent::Writable { id: b }]);
+}
+
 #[test]
 fn round_robin_fairness() {
     let mut cfg = config();
