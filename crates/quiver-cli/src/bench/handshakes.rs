@@ -279,6 +279,11 @@ struct IdleSample {
     client_endpoints: u32,
     open_s: f64,
     conns_per_s: f64,
+    /// Opening rate over the first tenth of the connections (few connections open).
+    first_tenth_conns_per_s: f64,
+    /// Opening rate over the last tenth (nearly all connections open): with per-step
+    /// costs that grow with the number of connections, this is the lower one.
+    last_tenth_conns_per_s: f64,
     server_rss_before: u64,
     server_rss_after: u64,
     /// `(after - before) / opened`.
@@ -393,12 +398,14 @@ async fn idle_run(stack: Stack, args: &HandshakesArgs) -> anyhow::Result<IdleSam
     let per_endpoint = args.per_endpoint;
     let deadline = Instant::now() + Duration::from_secs(args.timeout);
     let before = CpuMark::now(&server);
+    let start = Instant::now();
     let op_clients = clients.clone();
     let batch = run_bounded(args.idle, args.concurrency, deadline, move |i| {
         let clients = op_clients.clone();
         async move {
             let client = &clients[(i / per_endpoint) as usize];
-            client.connect(addr).await
+            let conn = client.connect(addr).await?;
+            Ok((conn, start.elapsed()))
         }
     })
     .await;
@@ -410,7 +417,9 @@ async fn idle_run(stack: Stack, args: &HandshakesArgs) -> anyhow::Result<IdleSam
     let client_cpu_s = client_cpu
         .zip(before.client)
         .map(|(a, b)| a.saturating_sub(b).as_secs_f64());
-    let conns: Vec<ClientConnection> = batch.ok;
+    let (conns, mut done): (Vec<ClientConnection>, Vec<Duration>) = batch.ok.into_iter().unzip();
+    done.sort();
+    let (first_tenth_conns_per_s, last_tenth_conns_per_s) = tenth_rates(&done);
     let still_open = conns.iter().filter(|c| c.is_open()).count() as u32;
     let opened = conns.len() as u32;
 
@@ -437,6 +446,8 @@ async fn idle_run(stack: Stack, args: &HandshakesArgs) -> anyhow::Result<IdleSam
         client_endpoints: n_endpoints,
         open_s: batch.elapsed.as_secs_f64(),
         conns_per_s: per_second(opened, batch.elapsed),
+        first_tenth_conns_per_s,
+        last_tenth_conns_per_s,
         server_rss_before: rss_before,
         server_rss_after: rss_after,
         bytes_per_conn: bytes_per_conn(rss_before, rss_after, opened),
@@ -450,6 +461,20 @@ async fn idle_run(stack: Stack, args: &HandshakesArgs) -> anyhow::Result<IdleSam
 
 fn per_second(n: u32, d: Duration) -> f64 {
     f64::from(n) / d.as_secs_f64().max(1e-9)
+}
+
+/// Connections per second over the first and the last tenth of `done`, the sorted
+/// completion times (since the start) of a batch; NaN with fewer than 10 completions.
+fn tenth_rates(done: &[Duration]) -> (f64, f64) {
+    let n = done.len();
+    let k = n / 10;
+    if k == 0 {
+        return (f64::NAN, f64::NAN);
+    }
+    let rate = |count: usize, d: Duration| count as f64 / d.as_secs_f64().max(1e-9);
+    let first = rate(k, done[k - 1]);
+    let last = rate(k, done[n - 1].saturating_sub(done[n - 1 - k]));
+    (first, last)
 }
 
 /// Memory growth per connection; negative if the process shrank, NaN without connections.
@@ -610,12 +635,13 @@ fn write_csv(path: &std::path::Path, r: &Report) -> std::io::Result<()> {
         f,
         "phase,run,stack,connections,completed,failed,timed_out,duration_s,conns_per_s,\
          handshake_median_ms,handshake_p99_ms,client_cpu_s,server_cpu_s,\
-         server_rss_before,server_rss_after,bytes_per_conn,still_open,udp_drops"
+         server_rss_before,server_rss_after,bytes_per_conn,still_open,udp_drops,\
+         first_tenth_conns_per_s,last_tenth_conns_per_s"
     )?;
     for s in &r.rate_samples {
         writeln!(
             f,
-            "rate,{},{},{},{},{},{},{:.6},{:.1},{:.3},{:.3},{},{},,,,,{}",
+            "rate,{},{},{},{},{},{},{:.6},{:.1},{:.3},{:.3},{},{},,,,,{},,",
             s.run,
             s.stack.name(),
             s.connections,
@@ -634,7 +660,7 @@ fn write_csv(path: &std::path::Path, r: &Report) -> std::io::Result<()> {
     for s in &r.idle_memory {
         writeln!(
             f,
-            "idle,,{},{},{},{},{},{:.6},{:.1},,,{},{},{},{},{:.0},{},{}",
+            "idle,,{},{},{},{},{},{:.6},{:.1},,,{},{},{},{},{:.0},{},{},{:.1},{:.1}",
             s.stack.name(),
             s.target,
             s.opened,
@@ -649,6 +675,8 @@ fn write_csv(path: &std::path::Path, r: &Report) -> std::io::Result<()> {
             s.bytes_per_conn,
             s.still_open,
             s.udp_drops.map(|d| d.to_string()).unwrap_or_default(),
+            s.first_tenth_conns_per_s,
+            s.last_tenth_conns_per_s,
         )?;
     }
     f.flush()
@@ -754,12 +782,14 @@ fn print_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:<7} {:>7} {:>7} {:>8} {:>7} {:>6}   {:>10} {:>10} {:>10}   {:>9} {:>9} {:>8}",
+        "{:<7} {:>7} {:>7} {:>8} {:>7} {:>8} {:>8} {:>6}   {:>10} {:>10} {:>10}   {:>9} {:>9} {:>8}",
         "stack",
         "opened",
         "open",
         "open s",
         "conn/s",
+        "1st 10%",
+        "last 10%",
         "drops",
         "RSS MiB",
         "after MiB",
@@ -771,12 +801,14 @@ fn print_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     for s in &r.idle_memory {
         writeln!(
             out,
-            "{:<7} {:>7} {:>7} {:>8.2} {:>7.0} {:>6}   {:>10} {:>10} {:>10}   {:>9} {:>9} {:>8}{}",
+            "{:<7} {:>7} {:>7} {:>8.2} {:>7.0} {:>8} {:>8} {:>6}   {:>10} {:>10} {:>10}   {:>9} {:>9} {:>8}{}",
             s.stack.name(),
             s.opened,
             s.still_open,
             s.open_s,
             s.conns_per_s,
+            num(s.first_tenth_conns_per_s, 0),
+            num(s.last_tenth_conns_per_s, 0),
             s.udp_drops.map_or("-".into(), |d| d.to_string()),
             mib(s.server_rss_before),
             mib(s.server_rss_after),
@@ -798,7 +830,8 @@ fn print_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     }
     writeln!(
         out,
-        "(open = still open when memory was read; bytes/conn = server VmRSS growth per \
+        "(open = still open when memory was read; 1st/last 10% = conn/s opening the first \
+         and the last tenth; bytes/conn = server VmRSS growth per \
          connection; client s / server s = CPU seconds while opening; close s = closing \
          and draining all)"
     )?;
@@ -843,6 +876,24 @@ mod tests {
         assert_eq!(endpoint_count(10_001, 1000), 11);
         assert_eq!(endpoint_count(50, 1000), 1);
         assert_eq!(endpoint_count(0, 1000), 1);
+    }
+
+    #[test]
+    fn tenths() {
+        let ms = |v: &[u64]| {
+            v.iter()
+                .map(|&m| Duration::from_millis(m))
+                .collect::<Vec<_>>()
+        };
+        // 20 completions: the first 2 by 100 ms (20/s), the last 2 within 1 s (2/s).
+        let mut done = ms(&[50, 100]);
+        done.extend(ms(&[200; 16]));
+        done.extend(ms(&[1000, 1200]));
+        assert_eq!(done.len(), 20);
+        let (first, last) = tenth_rates(&done);
+        assert_eq!(first, 20.0);
+        assert_eq!(last, 2.0);
+        assert!(tenth_rates(&ms(&[1, 2, 3])).0.is_nan());
     }
 
     #[test]
