@@ -8,16 +8,26 @@
 //! they would in deployment; the clients run in this process. Runs are interleaved (every
 //! pair once per run, in an order rotated each run) so that machine noise hits all pairs
 //! alike. See [`stacks`] for how the two stacks are configured comparably.
+//!
+//! `quiver bench handshakes` uses the same server children to measure new connections
+//! per second and the server memory of idle connections; `quiver bench aead` measures
+//! the packet-protection ceiling of one core (no network).
 
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
+mod aead;
 mod classes;
+mod handshakes;
+mod procfs;
 mod sched_ops;
 mod serve;
 mod size;
 mod stacks;
+mod stats;
 mod throughput;
 
 pub use size::ByteSize;
@@ -28,7 +38,14 @@ use stacks::Stack;
 pub enum BenchCommand {
     /// Bulk download throughput over loopback: Quiver vs quinn, side by side.
     Throughput(ThroughputArgs),
-    /// Internal: serve the benchmark protocol for the `throughput` parent process.
+    /// New connections per second and server memory per idle connection: Quiver vs
+    /// quinn, side by side.
+    Handshakes(handshakes::HandshakesArgs),
+    /// QUIC packet protection (AES-128-GCM, ChaCha20-Poly1305) on one core: the
+    /// throughput ceiling.
+    Aead(aead::AeadArgs),
+    /// Internal: serve the benchmark protocol for a `throughput` or `handshakes` parent
+    /// process.
     #[command(hide = true)]
     Serve(ServeArgs),
     /// QoS request classes (real-time, free-tier, long) over a simulated link (or real
@@ -93,6 +110,9 @@ pub struct ServeArgs {
     /// UDP payload size.
     #[arg(long)]
     pub mtu: u16,
+    /// Idle timeout in seconds.
+    #[arg(long, default_value_t = 30)]
+    pub idle_timeout: u64,
 }
 
 /// Run a bench sub-command; returns the process exit code.
@@ -101,6 +121,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::Throughput(args) => throughput::run(args),
         BenchCommand::Classes(args) => classes::run(args),
         BenchCommand::SchedOps(args) => sched_ops::run(args),
+        BenchCommand::Handshakes(args) => handshakes::run(args),
+        BenchCommand::Aead(args) => aead::run(args),
         BenchCommand::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -109,4 +131,16 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
             runtime.block_on(serve::run(args))
         }
     }
+}
+
+/// A progress bar on stderr when it is a terminal, hidden otherwise.
+fn progress_bar(len: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]") {
+        bar.set_style(style);
+    }
+    bar
 }

@@ -1,13 +1,20 @@
-//! The server side of `quiver bench throughput`: a child process per stack.
+//! The server child process of `quiver bench throughput` and `quiver bench handshakes`:
+//! the child's side ([`run`], the hidden `quiver bench serve`) and the parent's handle on
+//! it ([`ServerProcess`]).
 //!
 //! Hand-shake with the parent over pipes: the child binds 127.0.0.1 on any port, then
 //! prints one line `READY <port> <certificate DER in hex>` on stdout; it serves until its
 //! stdin reaches end of file (the parent closed it or died), then exits.
 
-use super::stacks::{Server, Tuning, SERVER_NAME};
+use super::procfs;
+use super::stacks::{Server, Stack, Tuning, SERVER_NAME};
 use super::ServeArgs;
 use anyhow::{bail, Context};
-use std::io::{Read, Write};
+use rustls::pki_types::CertificateDer;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Start the server, announce it, serve until stdin closes.
 pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
@@ -16,6 +23,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let tuning = Tuning {
         window: args.window.0,
         mtu: args.mtu,
+        idle_timeout: Duration::from_secs(args.idle_timeout),
     };
     let server = Server::bind(args.stack, tuning, certs, key)?;
     let port = server.local_addr()?.port();
@@ -36,6 +44,86 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         _ = eof_rx => {}
     }
     Ok(0)
+}
+
+/// A server child process (`quiver bench serve`) seen from the parent; asked to stop (and
+/// killed if it does not) on drop.
+pub struct ServerProcess {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// Where the server listens.
+    pub addr: SocketAddr,
+    /// The server's self-signed certificate, for the client to trust.
+    pub cert: CertificateDer<'static>,
+}
+
+impl ServerProcess {
+    /// Start a `stack` server with `tuning` in a child process of this binary and wait
+    /// until it is ready.
+    pub fn spawn(stack: Stack, tuning: Tuning) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating the quiver binary")?;
+        let mut child = Command::new(exe)
+            .args(["bench", "serve", "--stack", stack.name()])
+            .args(["--window", &tuning.window.to_string()])
+            .args(["--mtu", &tuning.mtu.to_string()])
+            .args(["--idle-timeout", &tuning.idle_timeout.as_secs().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting the {} server process", stack.name()))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("server stdout")?;
+        let mut line = String::new();
+        let read = BufReader::new(stdout).read_line(&mut line);
+        let ready = match read {
+            Ok(0) => Err(anyhow::anyhow!("server exited before it was ready")),
+            Ok(_) => parse_ready(&line),
+            Err(e) => Err(e.into()),
+        };
+        // From here on, dropping `process` stops the child on every error path.
+        let mut process = Self {
+            child,
+            stdin,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cert: CertificateDer::from(Vec::new()),
+        };
+        let (port, cert) = ready.with_context(|| format!("{} server", stack.name()))?;
+        process.addr.set_port(port);
+        process.cert = CertificateDer::from(cert);
+        Ok(process)
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The child's resident set size in bytes (`VmRSS`), Linux only.
+    pub fn rss(&self) -> anyhow::Result<u64> {
+        procfs::vm_rss(self.pid())
+    }
+
+    /// CPU time (user + system, all threads) the child has used so far, Linux only.
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        procfs::cpu_time(self.pid())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // Closing stdin asks the child to exit; kill it if it does not within a moment.
+        drop(self.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Lower-case hex of `bytes`.

@@ -8,7 +8,10 @@
 //! Comparable configuration (see [`Tuning`]):
 //! - TLS 1.3 with only `TLS13_AES_128_GCM_SHA256` on both sides (Initial packets use it
 //!   anyway, RFC 9001 §5.2), ECDSA P-256 self-signed certificate, no key logging;
-//! - equal stream, connection and send windows;
+//! - every handshake a full one: servers issue no session tickets and clients keep no
+//!   session cache (quiver has no resumption yet; rustls would otherwise let quinn's
+//!   clients resume);
+//! - equal stream, connection and send windows, and equal idle timeouts;
 //! - a fixed UDP payload size on both sides: both stacks' path MTU discovery is switched
 //!   off and both start (and stay) at the same `initial_mtu`;
 //! - NewReno congestion control on both (quiver's only controller; quinn defaults to
@@ -51,6 +54,9 @@ impl Stack {
     }
 }
 
+/// Idle timeout both stacks default to (30 s each).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Transport settings applied identically to both stacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
@@ -58,6 +64,8 @@ pub struct Tuning {
     pub window: u64,
     /// UDP payload size of every packet after the handshake's first flight.
     pub mtu: u16,
+    /// Idle timeout advertised (whole seconds are passed to server child processes).
+    pub idle_timeout: Duration,
 }
 
 /// The one cipher-suite provider both stacks get: ring, AES-128-GCM only.
@@ -79,6 +87,7 @@ pub fn server_tls(
         .with_single_cert(certs, key)?;
     c.alpn_protocols = vec![ALPN.to_vec()];
     c.max_early_data_size = 0;
+    c.send_tls13_tickets = 0;
     c.key_log = Arc::new(rustls::NoKeyLog);
     Ok(c)
 }
@@ -92,6 +101,7 @@ pub fn client_tls(cert: &CertificateDer<'static>) -> anyhow::Result<rustls::Clie
         .with_root_certificates(roots)
         .with_no_client_auth();
     c.alpn_protocols = vec![ALPN.to_vec()];
+    c.resumption = rustls::client::Resumption::disabled();
     c.key_log = Arc::new(rustls::NoKeyLog);
     Ok(c)
 }
@@ -103,14 +113,17 @@ fn quiver_transport(t: Tuning) -> Arc<quiver::TransportConfig> {
         send_window: t.window,
         initial_mtu: t.mtu,
         mtu_discovery: None,
+        max_idle_timeout: Some(t.idle_timeout),
         ..Default::default()
     })
 }
 
 fn quinn_transport(t: Tuning) -> anyhow::Result<Arc<quinn::TransportConfig>> {
     let window = quinn::VarInt::from_u64(t.window).context("window too large")?;
+    let idle = quinn::IdleTimeout::try_from(t.idle_timeout).context("idle timeout too large")?;
     let mut c = quinn::TransportConfig::default();
-    c.stream_receive_window(window)
+    c.max_idle_timeout(Some(idle))
+        .stream_receive_window(window)
         .receive_window(window)
         .send_window(t.window)
         .initial_mtu(t.mtu)
@@ -264,6 +277,141 @@ pub struct Transfer {
     pub handshake: Duration,
 }
 
+/// A client endpoint of either stack with the client settings of [`Tuning`], trusting one
+/// server certificate.
+pub enum Client {
+    /// A quiver endpoint.
+    Quiver {
+        /// The endpoint (one UDP socket).
+        endpoint: quiver::Endpoint,
+        /// Settings of every connection it opens.
+        config: quiver::ClientConfig,
+    },
+    /// A quinn endpoint.
+    Quinn {
+        /// The endpoint (one UDP socket).
+        endpoint: quinn::Endpoint,
+        /// Settings of every connection it opens.
+        config: quinn::ClientConfig,
+    },
+}
+
+impl Client {
+    /// Bind a `stack` client endpoint on 127.0.0.1 (any port). Must run inside a tokio
+    /// runtime.
+    pub fn bind(
+        stack: Stack,
+        tuning: Tuning,
+        cert: &CertificateDer<'static>,
+    ) -> anyhow::Result<Self> {
+        let tls = client_tls(cert)?;
+        Ok(match stack {
+            Stack::Quiver => {
+                let mut config = quiver::ClientConfig::new(Arc::new(tls));
+                config.transport = quiver_transport(tuning);
+                let endpoint =
+                    quiver::Endpoint::client(loopback()).context("quiver client endpoint")?;
+                Client::Quiver { endpoint, config }
+            }
+            Stack::Quinn => {
+                let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+                    .context("quinn client crypto")?;
+                let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+                config.transport_config(quinn_transport(tuning)?);
+                let endpoint =
+                    quinn::Endpoint::client(loopback()).context("quinn client endpoint")?;
+                Client::Quinn { endpoint, config }
+            }
+        })
+    }
+
+    /// The stack of this endpoint.
+    pub fn stack(&self) -> Stack {
+        match self {
+            Client::Quiver { .. } => Stack::Quiver,
+            Client::Quinn { .. } => Stack::Quinn,
+        }
+    }
+
+    /// Open a connection to `server` and wait for the handshake to complete.
+    pub async fn connect(&self, server: SocketAddr) -> anyhow::Result<ClientConnection> {
+        Ok(match self {
+            Client::Quiver { endpoint, config } => ClientConnection::Quiver(
+                endpoint
+                    .connect_with(config.clone(), server, SERVER_NAME)?
+                    .await
+                    .context("quiver handshake")?,
+            ),
+            Client::Quinn { endpoint, config } => ClientConnection::Quinn(
+                endpoint
+                    .connect_with(config.clone(), server, SERVER_NAME)?
+                    .await
+                    .context("quinn handshake")?,
+            ),
+        })
+    }
+
+    /// Wait until every connection of the endpoint is closed and drained.
+    pub async fn wait_idle(&self) {
+        match self {
+            Client::Quiver { endpoint, .. } => endpoint.wait_idle().await,
+            Client::Quinn { endpoint, .. } => endpoint.wait_idle().await,
+        }
+    }
+}
+
+/// An established client connection of either stack (a cheap, clonable handle).
+#[derive(Clone)]
+pub enum ClientConnection {
+    /// A quiver connection.
+    Quiver(quiver::Connection),
+    /// A quinn connection.
+    Quinn(quinn::Connection),
+}
+
+impl ClientConnection {
+    /// Ask for `size` bytes on a new bidirectional stream and count what arrives until
+    /// the server's FIN.
+    pub async fn fetch(&self, size: u64) -> anyhow::Result<u64> {
+        let mut got = 0u64;
+        match self {
+            ClientConnection::Quiver(conn) => {
+                let (mut send, mut recv) = conn.open_bi().await?;
+                send.write_all(&size.to_be_bytes()).await?;
+                send.finish()?;
+                while let Some(chunk) = recv.read_chunk(READ_CHUNK).await? {
+                    got += chunk.len() as u64;
+                }
+            }
+            ClientConnection::Quinn(conn) => {
+                let (mut send, mut recv) = conn.open_bi().await?;
+                send.write_all(&size.to_be_bytes()).await?;
+                send.finish()?;
+                while let Some(chunk) = recv.read_chunk(READ_CHUNK, true).await? {
+                    got += chunk.bytes.len() as u64;
+                }
+            }
+        }
+        Ok(got)
+    }
+
+    /// Whether the connection is still open (not closed by either side or timed out).
+    pub fn is_open(&self) -> bool {
+        match self {
+            ClientConnection::Quiver(conn) => conn.close_reason().is_none(),
+            ClientConnection::Quinn(conn) => conn.close_reason().is_none(),
+        }
+    }
+
+    /// Close the connection with application error code 0 (does not wait).
+    pub fn close(&self) {
+        match self {
+            ClientConnection::Quiver(conn) => conn.close(0u32.into(), b"done"),
+            ClientConnection::Quinn(conn) => conn.close(0u32.into(), b"done"),
+        }
+    }
+}
+
 /// Connect to `server` with a fresh `stack` client endpoint, download `sizes[i]` bytes on
 /// stream `i` concurrently, close, and report the timing.
 pub async fn download(
@@ -273,81 +421,27 @@ pub async fn download(
     server: SocketAddr,
     sizes: &[u64],
 ) -> anyhow::Result<Transfer> {
-    let tls = client_tls(cert)?;
-    match stack {
-        Stack::Quiver => {
-            let mut config = quiver::ClientConfig::new(Arc::new(tls));
-            config.transport = quiver_transport(tuning);
-            let ep = quiver::Endpoint::client(loopback()).context("quiver client endpoint")?;
-            let t0 = Instant::now();
-            let conn = ep
-                .connect_with(config, server, SERVER_NAME)?
-                .await
-                .context("quiver handshake")?;
-            let handshake = t0.elapsed();
-            let start = Instant::now();
-            let mut tasks = tokio::task::JoinSet::new();
-            for &size in sizes {
-                let conn = conn.clone();
-                tasks.spawn(async move {
-                    let (mut send, mut recv) = conn.open_bi().await?;
-                    send.write_all(&size.to_be_bytes()).await?;
-                    send.finish()?;
-                    let mut got = 0u64;
-                    while let Some(chunk) = recv.read_chunk(READ_CHUNK).await? {
-                        got += chunk.len() as u64;
-                    }
-                    anyhow::Ok(got)
-                });
-            }
-            let bytes = join_all(tasks).await.context("quiver download")?;
-            let duration = start.elapsed();
-            conn.close(0u32.into(), b"done");
-            let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
-            Ok(Transfer {
-                bytes,
-                duration,
-                handshake,
-            })
-        }
-        Stack::Quinn => {
-            let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-                .context("quinn client crypto")?;
-            let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-            config.transport_config(quinn_transport(tuning)?);
-            let ep = quinn::Endpoint::client(loopback()).context("quinn client endpoint")?;
-            let t0 = Instant::now();
-            let conn = ep
-                .connect_with(config, server, SERVER_NAME)?
-                .await
-                .context("quinn handshake")?;
-            let handshake = t0.elapsed();
-            let start = Instant::now();
-            let mut tasks = tokio::task::JoinSet::new();
-            for &size in sizes {
-                let conn = conn.clone();
-                tasks.spawn(async move {
-                    let (mut send, mut recv) = conn.open_bi().await?;
-                    send.write_all(&size.to_be_bytes()).await?;
-                    send.finish()?;
-                    let mut got = 0u64;
-                    while let Some(chunk) = recv.read_chunk(READ_CHUNK, true).await? {
-                        got += chunk.bytes.len() as u64;
-                    }
-                    anyhow::Ok(got)
-                });
-            }
-            let bytes = join_all(tasks).await.context("quinn download")?;
-            let duration = start.elapsed();
-            conn.close(0u32.into(), b"done");
-            let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
-            Ok(Transfer {
-                bytes,
-                duration,
-                handshake,
-            })
-        }
+    let client = Client::bind(stack, tuning, cert)?;
+    let t0 = Instant::now();
+    let conn = client.connect(server).await?;
+    let handshake = t0.elapsed();
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for &size in sizes {
+        let conn = conn.clone();
+        tasks.spawn(async move { conn.fetch(size).await });
     }
+    let bytes = join_all(tasks)
+        .await
+        .with_context(|| format!("{} download", stack.name()))?;
+    let duration = start.elapsed();
+    conn.close();
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.wait_idle()).await;
+    Ok(Transfer {
+        bytes,
+        duration,
+        handshake,
+    })
 }
 
 /// Wait for every stream task, summing the bytes; the first error aborts the rest.

@@ -1,15 +1,12 @@
 //! `quiver bench throughput`: orchestration, statistics and output.
 
-use super::serve::parse_ready;
-use super::stacks::{download, Stack, Transfer, Tuning};
-use super::{ByteSize, PairSet, ThroughputArgs};
+use super::serve::ServerProcess;
+use super::stacks::{self, download, Stack, Transfer, Tuning};
+use super::stats::Spread;
+use super::{progress_bar, ByteSize, PairSet, ThroughputArgs};
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
-use rustls::pki_types::CertificateDer;
-use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::net::SocketAddr;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::io::Write;
+use std::time::Duration;
 
 /// A client ← server combination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,77 +59,6 @@ fn mbit_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 * 8.0 / secs / 1e6
 }
 
-/// Median of a non-empty sorted slice (mean of the two middle values for even lengths).
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
-/// A server child process (see `serve.rs`); stopped on drop.
-struct ServerProcess {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    addr: SocketAddr,
-    cert: CertificateDer<'static>,
-}
-
-impl ServerProcess {
-    fn spawn(stack: Stack, tuning: Tuning) -> anyhow::Result<Self> {
-        let exe = std::env::current_exe().context("locating the quiver binary")?;
-        let mut child = Command::new(exe)
-            .args(["bench", "serve", "--stack", stack.name()])
-            .args(["--window", &tuning.window.to_string()])
-            .args(["--mtu", &tuning.mtu.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("starting the {} server process", stack.name()))?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().context("server stdout")?;
-        let mut line = String::new();
-        let read = BufReader::new(stdout).read_line(&mut line);
-        let ready = match read {
-            Ok(0) => Err(anyhow::anyhow!("server exited before it was ready")),
-            Ok(_) => parse_ready(&line),
-            Err(e) => Err(e.into()),
-        };
-        let mut process = Self {
-            child,
-            stdin,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            cert: CertificateDer::from(Vec::new()),
-        };
-        let (port, cert) = ready.with_context(|| format!("{} server", stack.name()))?;
-        process.addr.set_port(port);
-        process.cert = CertificateDer::from(cert);
-        Ok(process)
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        // Closing stdin asks the child to exit; kill it if it does not within a moment.
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// One measurement.
 #[derive(Debug, Clone, serde::Serialize)]
 struct Sample {
@@ -181,31 +107,18 @@ fn summarize(pair: Pair, samples: &[Sample]) -> Summary {
         .iter()
         .filter(|s| s.client == pair.client && s.server == pair.server)
         .collect();
-    let mut rates: Vec<f64> = mine.iter().map(|s| s.mbit_per_s).collect();
-    let mut durations: Vec<f64> = mine.iter().map(|s| s.duration_s).collect();
-    rates.sort_by(f64::total_cmp);
-    durations.sort_by(f64::total_cmp);
+    let rates = Spread::of(&mine.iter().map(|s| s.mbit_per_s).collect::<Vec<_>>());
+    let durations = Spread::of(&mine.iter().map(|s| s.duration_s).collect::<Vec<_>>());
     Summary {
         client: pair.client,
         server: pair.server,
-        min_mbit_per_s: rates.first().copied().unwrap_or(f64::NAN),
-        median_mbit_per_s: median(&rates),
-        max_mbit_per_s: rates.last().copied().unwrap_or(f64::NAN),
-        min_duration_s: durations.first().copied().unwrap_or(f64::NAN),
-        median_duration_s: median(&durations),
-        max_duration_s: durations.last().copied().unwrap_or(f64::NAN),
+        min_mbit_per_s: rates.min,
+        median_mbit_per_s: rates.median,
+        max_mbit_per_s: rates.max,
+        min_duration_s: durations.min,
+        median_duration_s: durations.median,
+        max_duration_s: durations.max,
     }
-}
-
-fn progress_bar(len: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed}]") {
-        bar.set_style(style);
-    }
-    bar
 }
 
 /// Run the benchmark; exit code 0 on success.
@@ -213,6 +126,7 @@ pub fn run(args: ThroughputArgs) -> anyhow::Result<i32> {
     let tuning = Tuning {
         window: args.window.0,
         mtu: args.mtu,
+        idle_timeout: stacks::DEFAULT_IDLE_TIMEOUT,
     };
     let pairs = pairs(args.pairs);
     let sizes = split(args.size.0, args.streams);
@@ -390,13 +304,6 @@ mod tests {
         assert_eq!(split(100, 1), vec![100]);
         assert_eq!(split(2, 4), vec![1, 1, 0, 0]);
         assert_eq!(split(1 << 20, 7).iter().sum::<u64>(), 1 << 20);
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(&[1.0, 2.0, 9.0]), 2.0);
-        assert_eq!(median(&[1.0, 2.0, 4.0, 9.0]), 3.0);
-        assert_eq!(median(&[5.0]), 5.0);
     }
 
     #[test]

@@ -44,6 +44,8 @@ mod quic;
 mod tcp;
 
 pub use arrival::{Arrival, Job};
+/// Durations on the command line (`100ms`, `1.5s`), shared with the other benchmarks.
+pub(super) use mix::parse_duration;
 pub use mix::ClassSpec;
 
 /// Arguments of `quiver bench classes`.
