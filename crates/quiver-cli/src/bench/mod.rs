@@ -22,6 +22,7 @@ use std::path::PathBuf;
 mod aead;
 mod classes;
 mod handshakes;
+mod icount;
 mod procfs;
 mod sched_ops;
 mod serve;
@@ -54,6 +55,12 @@ pub enum BenchCommand {
     Classes(classes::ClassesArgs),
     /// Cost of the stream schedulers' operations at 1k/10k/100k streams.
     SchedOps(sched_ops::SchedOpsArgs),
+    /// Instruction counts of the transport's hot paths under valgrind (callgrind):
+    /// packet seal/open, ACK processing and encoding, 1 MiB transfers.
+    Instructions(icount::InstructionsArgs),
+    /// Internal: run one `instructions` workload (under valgrind, for the parent).
+    #[command(hide = true)]
+    IcountWorker(icount::WorkerArgs),
 }
 
 /// Which client ← server pairs to measure.
@@ -123,6 +130,8 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::SchedOps(args) => sched_ops::run(args),
         BenchCommand::Handshakes(args) => handshakes::run(args),
         BenchCommand::Aead(args) => aead::run(args),
+        BenchCommand::Instructions(args) => icount::run(args),
+        BenchCommand::IcountWorker(args) => icount::run_worker(args),
         BenchCommand::Serve(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
