@@ -12,7 +12,7 @@ use crate::transport_params::TransportParameters;
 use bytes::BytesMut;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,16 +64,54 @@ pub struct Endpoint {
     rng: StdRng,
     cid_gen: Box<dyn ConnectionIdGenerator>,
     reset_key: ring::hmac::Key,
-    /// Connections by handle; a BTreeMap keeps iteration deterministic.
-    connections: BTreeMap<usize, Connection>,
+    /// Connections by handle; a BTreeMap keeps iteration deterministic. Handles are
+    /// never reused, so a stale handle in a queue below finds nothing.
+    connections: BTreeMap<usize, Slot>,
+    /// Every connection's next deadline, earliest first: `poll_timeout` is the first
+    /// entry and `handle_timeout` visits only the due ones.
+    timers: BTreeSet<(Instant, usize)>,
+    /// Connections that may have something to transmit (touched since their last
+    /// `poll_transmit` returned nothing), in round-robin order.
+    send_ready: VecDeque<usize>,
+    /// Connections that may have application events or be drained.
+    event_ready: VecDeque<usize>,
+    /// Connections called into whose deadline must be re-read.
+    dirty: Vec<usize>,
     next_handle: usize,
     /// Routing of our connection IDs.
     by_cid: HashMap<ConnectionId, ConnectionHandle>,
     /// Routing of a client's Initial DCID until it switches to our CID.
     by_initial_dcid: HashMap<ConnectionId, ConnectionHandle>,
     stateless: VecDeque<StatelessResponse>,
-    /// Round-robin cursor for fair transmission across connections.
-    cursor: usize,
+}
+
+/// A connection and the endpoint's bookkeeping for it.
+///
+/// Per-call work of the endpoint is proportional to the connections that were active
+/// (received a datagram, fired a timer, were used by the application), never to all
+/// connections: an idle connection costs nothing until its deadline.
+struct Slot {
+    conn: Connection,
+    /// Deadline currently filed in `Endpoint::timers`.
+    timer: Option<Instant>,
+    in_send_ready: bool,
+    in_event_ready: bool,
+    dirty: bool,
+    /// Our CIDs that route to this connection (removed from `by_cid` with it).
+    cids: Vec<ConnectionId>,
+}
+
+impl Slot {
+    fn new(conn: Connection) -> Self {
+        Self {
+            conn,
+            timer: None,
+            in_send_ready: false,
+            in_event_ready: false,
+            dirty: false,
+            cids: Vec::new(),
+        }
+    }
 }
 
 impl Endpoint {
@@ -100,7 +138,10 @@ impl Endpoint {
             by_cid: HashMap::new(),
             by_initial_dcid: HashMap::new(),
             stateless: VecDeque::new(),
-            cursor: 0,
+            timers: BTreeSet::new(),
+            send_ready: VecDeque::new(),
+            event_ready: VecDeque::new(),
+            dirty: Vec::new(),
         }
     }
 
@@ -158,7 +199,7 @@ impl Endpoint {
             max_udp_payload_size: self.config.max_udp_payload_size,
         });
         let h = self.insert(conn);
-        self.by_cid.insert(local_cid, h);
+        self.route_cid(local_cid, h);
         Ok(h)
     }
 
@@ -200,7 +241,7 @@ impl Endpoint {
             let hit = self
                 .connections
                 .iter()
-                .find(|(_, c)| c.is_stateless_reset(tail))
+                .find(|(_, slot)| slot.conn.is_stateless_reset(tail))
                 .map(|(h, _)| ConnectionHandle(*h));
             if let Some(h) = hit {
                 self.deliver(now, h, remote, ecn, data);
@@ -281,7 +322,7 @@ impl Endpoint {
             max_udp_payload_size: self.config.max_udp_payload_size,
         });
         let h = self.insert(conn);
-        self.by_cid.insert(local_cid, h);
+        self.route_cid(local_cid, h);
         self.by_initial_dcid.insert(dcid, h);
         self.deliver(now, h, remote, ecn, data);
         Some(DatagramEvent::NewConnection(h))
@@ -305,27 +346,30 @@ impl Endpoint {
                 src_ip: r.src_ip,
             });
         }
-        // Round robin from the cursor, wrapping once, without allocating.
-        let n = self.connections.len();
-        let mut at = self.cursor;
-        for _ in 0..n {
-            let Some(h) = self
-                .connections
-                .range(at..)
-                .next()
-                .or_else(|| self.connections.iter().next())
-                .map(|(h, _)| *h)
-            else {
-                break;
-            };
-            at = h + 1;
-            let Some(conn) = self.connections.get_mut(&h) else {
+        self.refresh();
+        // A connection whose deadline passed may send (a pacing delay ended) even if the
+        // caller has not fired its timer yet.
+        let due: Vec<usize> = self
+            .timers
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|&(_, h)| h)
+            .collect();
+        for h in due {
+            self.mark_send_ready(h);
+        }
+        // Round robin over the connections that may send.
+        while let Some(h) = self.send_ready.pop_front() {
+            let Some(slot) = self.connections.get_mut(&h) else {
                 continue;
             };
-            let t = conn.poll_transmit(now, max_datagrams, buf);
+            slot.in_send_ready = false;
+            let t = slot.conn.poll_transmit(now, max_datagrams, buf);
+            self.mark_dirty(h);
             self.process_endpoint_events(ConnectionHandle(h));
             if t.is_some() {
-                self.cursor = h + 1;
+                // It may have more: back of the queue, after the others.
+                self.mark_send_ready(h);
                 return t;
             }
         }
@@ -334,56 +378,64 @@ impl Endpoint {
 
     /// Earliest timer across all connections.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.connections
-            .values_mut()
-            .filter_map(|c| c.poll_timeout())
-            .min()
+        self.refresh();
+        self.timers.first().map(|&(t, _)| t)
     }
 
     /// Fire expired timers, and free connections that are drained.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.refresh();
         let due: Vec<usize> = self
-            .connections
-            .iter_mut()
-            .filter(|(_, c)| c.poll_timeout().is_some_and(|t| t <= now))
-            .map(|(h, _)| *h)
+            .timers
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .map(|&(_, h)| h)
             .collect();
         for h in due {
-            if let Some(c) = self.connections.get_mut(&h) {
-                c.handle_timeout(now);
+            if let Some(slot) = self.connections.get_mut(&h) {
+                slot.conn.handle_timeout(now);
             }
+            self.touch(h);
             self.process_endpoint_events(ConnectionHandle(h));
         }
+        self.refresh();
     }
 
     /// Next application event of any connection. Drained connections whose events
     /// have all been delivered are freed here.
     pub fn poll_event(&mut self) -> Option<(ConnectionHandle, Event)> {
-        let mut dead = Vec::new();
-        let mut found = None;
-        for (h, c) in self.connections.iter_mut() {
-            if let Some(ev) = c.poll() {
-                found = Some((ConnectionHandle(*h), ev));
-                break;
+        self.refresh();
+        while let Some(&h) = self.event_ready.front() {
+            let Some(slot) = self.connections.get_mut(&h) else {
+                self.event_ready.pop_front();
+                continue;
+            };
+            if let Some(ev) = slot.conn.poll() {
+                // It may have more: stay at the front.
+                return Some((ConnectionHandle(h), ev));
             }
-            if c.is_drained() {
-                dead.push(*h);
+            slot.in_event_ready = false;
+            self.event_ready.pop_front();
+            if slot.conn.is_drained() {
+                self.remove(ConnectionHandle(h));
             }
         }
-        for h in dead {
-            self.remove(ConnectionHandle(h));
-        }
-        found
+        None
     }
 
     /// Access a connection.
     pub fn connection(&self, ch: ConnectionHandle) -> Option<&Connection> {
-        self.connections.get(&ch.0)
+        self.connections.get(&ch.0).map(|s| &s.conn)
     }
 
-    /// Access a connection mutably (stream and datagram operations).
+    /// Access a connection mutably (stream and datagram operations). The connection is
+    /// considered active: the next `poll_*` call looks at it.
     pub fn connection_mut(&mut self, ch: ConnectionHandle) -> Option<&mut Connection> {
-        self.connections.get_mut(&ch.0)
+        if !self.connections.contains_key(&ch.0) {
+            return None;
+        }
+        self.touch(ch.0);
+        self.connections.get_mut(&ch.0).map(|s| &mut s.conn)
     }
 
     /// Number of live connections.
@@ -401,17 +453,80 @@ impl Endpoint {
     fn insert(&mut self, conn: Connection) -> ConnectionHandle {
         let h = self.next_handle;
         self.next_handle += 1;
-        self.connections.insert(h, conn);
+        self.connections.insert(h, Slot::new(conn));
+        self.touch(h);
         ConnectionHandle(h)
     }
 
     fn remove(&mut self, h: ConnectionHandle) {
-        if let Some(c) = self.connections.remove(&h.0) {
-            for cid in c.local_cids() {
-                self.by_cid.remove(&cid);
+        if let Some(slot) = self.connections.remove(&h.0) {
+            for cid in slot.conn.local_cids().into_iter().chain(slot.cids) {
+                if self.by_cid.get(&cid) == Some(&h) {
+                    self.by_cid.remove(&cid);
+                }
             }
-            self.by_initial_dcid.remove(&c.orig_dst_cid());
-            self.by_cid.retain(|_, v| *v != h);
+            self.by_initial_dcid.remove(&slot.conn.orig_dst_cid());
+            if let Some(t) = slot.timer {
+                self.timers.remove(&(t, h.0));
+            }
+        }
+    }
+
+    /// Route `cid` to `h`.
+    fn route_cid(&mut self, cid: ConnectionId, h: ConnectionHandle) {
+        self.by_cid.insert(cid, h);
+        if let Some(slot) = self.connections.get_mut(&h.0) {
+            slot.cids.push(cid);
+        }
+    }
+
+    /// The connection was called into: it may transmit, have events, and have a new
+    /// deadline.
+    fn touch(&mut self, h: usize) {
+        self.mark_send_ready(h);
+        self.mark_dirty(h);
+    }
+
+    fn mark_send_ready(&mut self, h: usize) {
+        if let Some(slot) = self.connections.get_mut(&h) {
+            if !slot.in_send_ready {
+                slot.in_send_ready = true;
+                self.send_ready.push_back(h);
+            }
+        }
+    }
+
+    /// Re-read the deadline and look for events at the next opportunity.
+    fn mark_dirty(&mut self, h: usize) {
+        if let Some(slot) = self.connections.get_mut(&h) {
+            if !slot.dirty {
+                slot.dirty = true;
+                self.dirty.push(h);
+            }
+        }
+    }
+
+    /// Re-file the deadlines of the connections called into, and queue them for events.
+    fn refresh(&mut self) {
+        for h in std::mem::take(&mut self.dirty) {
+            let Some(slot) = self.connections.get_mut(&h) else {
+                continue;
+            };
+            slot.dirty = false;
+            let next = slot.conn.poll_timeout();
+            if next != slot.timer {
+                if let Some(old) = slot.timer {
+                    self.timers.remove(&(old, h));
+                }
+                if let Some(new) = next {
+                    self.timers.insert((new, h));
+                }
+                slot.timer = next;
+            }
+            if !slot.in_event_ready {
+                slot.in_event_ready = true;
+                self.event_ready.push_back(h);
+            }
         }
     }
 
@@ -423,9 +538,10 @@ impl Endpoint {
         ecn: Option<EcnCodepoint>,
         data: BytesMut,
     ) {
-        if let Some(c) = self.connections.get_mut(&h.0) {
-            c.handle_datagram(now, remote, ecn, data);
+        if let Some(slot) = self.connections.get_mut(&h.0) {
+            slot.conn.handle_datagram(now, remote, ecn, data);
         }
+        self.touch(h.0);
         self.process_endpoint_events(h);
     }
 
@@ -434,7 +550,7 @@ impl Endpoint {
             let Some(ev) = self
                 .connections
                 .get_mut(&h.0)
-                .and_then(|c| c.poll_endpoint_event())
+                .and_then(|s| s.conn.poll_endpoint_event())
             else {
                 return;
             };
@@ -444,15 +560,20 @@ impl Endpoint {
                     for _ in 0..n {
                         let cid = self.new_cid();
                         let token = self.reset_token(&cid);
-                        self.by_cid.insert(cid, h);
+                        self.route_cid(cid, h);
                         cids.push((cid, token));
                     }
-                    if let Some(c) = self.connections.get_mut(&h.0) {
-                        c.add_local_cids(cids);
+                    if let Some(s) = self.connections.get_mut(&h.0) {
+                        s.conn.add_local_cids(cids);
                     }
                 }
                 EndpointEvent::RetireCid(cid) => {
-                    self.by_cid.remove(&cid);
+                    if self.by_cid.get(&cid) == Some(&h) {
+                        self.by_cid.remove(&cid);
+                    }
+                    if let Some(s) = self.connections.get_mut(&h.0) {
+                        s.cids.retain(|c| *c != cid);
+                    }
                 }
             }
         }

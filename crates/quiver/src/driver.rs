@@ -1,30 +1,40 @@
 //! The endpoint driver: one tokio task per endpoint that owns all socket I/O and runs
-//! the sans-IO core's call contract (see `quiver_proto`'s crate docs):
+//! the sans-IO core's call contract (see `quiver_proto`'s crate docs).
 //!
-//! 1. receive datagrams with quinn-udp (GRO batches split at `stride`, ECN and the
-//!    destination address from the control messages) and feed them to
-//!    `Endpoint::handle`;
-//! 2. fire expired timers (`handle_timeout`);
-//! 3. drain `poll_transmit` into `UdpSocketState::send`, several equal-size datagrams at
-//!    a time when the kernel supports GSO;
-//! 4. hand `poll_event` events to the tasks waiting for them;
-//! 5. sleep until the socket is readable (or writable, if a send was refused), an
-//!    application call changed something (`Shared::notify`), or the core's next timer.
+//! One *round*:
+//! 1. send what the previous round prepared (socket syscall, **outside** the lock);
+//! 2. receive one batch of datagrams with quinn-udp (GRO batches split at `stride`, ECN
+//!    and the destination address from the control messages) — outside the lock;
+//! 3. under the lock: feed the batch to `Endpoint::handle`, fire due timers
+//!    (`handle_timeout`), prepare up to [`SEND_BATCH`] transmits (`poll_transmit`,
+//!    several equal-size datagrams each where the kernel supports GSO), route
+//!    `poll_event` events to the tasks waiting for them;
+//! 4. wake those tasks after unlocking, and send the prepared transmits.
 //!
-//! Work per wake-up is bounded so that a busy receive path cannot starve transmission
-//! (and vice versa); when a budget runs out the task yields and continues.
+//! The lock is held only for protocol work, never across a syscall, so application
+//! tasks (writing, reading, opening streams) run in parallel with the socket I/O on
+//! the other cores. Receiving and transmitting alternate batch by batch: the ACKs a
+//! batch calls for go out before the next batch is read, instead of after the whole
+//! socket was drained.
+//!
+//! When nothing is left, the task sleeps until the socket is readable (or writable, if
+//! a send was refused), an application call changed something (`Shared::notify`), or
+//! the core's next deadline. Work per wake-up is bounded ([`ROUNDS`]) so that a busy
+//! endpoint yields to other tasks.
 
 use crate::state::{wake, Shared, State};
+use quiver_proto::connection::Transmit;
 use quiver_proto::shared::EcnCodepoint;
+use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::Interest;
 
-/// Receive syscalls (each up to `quinn_udp::BATCH_SIZE` buffers) per wake-up.
-const RECV_BUDGET: usize = 16;
-/// `poll_transmit` batches sent per wake-up.
-const SEND_BUDGET: usize = 64;
+/// Rounds (one receive syscall and up to [`SEND_BATCH`] transmits each) per wake-up.
+const ROUNDS: usize = 16;
+/// `poll_transmit` results prepared under the lock per round.
+const SEND_BATCH: usize = 8;
 /// Bytes per receive buffer: the largest UDP payload, or one GRO batch, both < 64 KiB.
 const RECV_SLOT: usize = 64 * 1024;
 
@@ -32,14 +42,7 @@ const RECV_SLOT: usize = 64 * 1024;
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut io = Io::new(&shared);
     loop {
-        let now = Instant::now();
-        let (outcome, wakes) = {
-            let mut st = shared.lock();
-            let outcome = io.step(&shared, &mut st, now);
-            (outcome, st.take_wakes())
-        };
-        wake(wakes);
-        let deadline = match outcome {
+        let deadline = match io.run_rounds(&shared) {
             Step::Exit => return,
             Step::Failed(e) => {
                 tracing::error!("UDP socket failed, stopping the endpoint: {e}");
@@ -69,7 +72,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                     tracing::warn!("UDP readiness: {e}");
                 }
             }
-            r = shared.socket.writable(), if io.pending.is_some() => {
+            r = shared.socket.writable(), if !io.out.is_empty() => {
                 if let Err(e) = r {
                     tracing::warn!("UDP readiness: {e}");
                 }
@@ -80,11 +83,11 @@ pub(crate) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// What the driver does after one step.
+/// What the driver does after a wake-up's rounds.
 enum Step {
     /// Sleep until I/O readiness, a notification or the deadline.
     Wait(Option<Instant>),
-    /// A budget ran out: yield to other tasks and step again.
+    /// The budget ran out: yield to other tasks and continue.
     Again,
     /// Nothing left to do ever.
     Exit,
@@ -92,9 +95,9 @@ enum Step {
     Failed(io::Error),
 }
 
-/// A transmit the kernel refused with `WouldBlock`, retried when the socket is writable.
-struct Pending {
-    transmit: quiver_proto::connection::Transmit,
+/// A transmit prepared under the lock, sent after it.
+struct Outgoing {
+    transmit: Transmit,
     data: Vec<u8>,
 }
 
@@ -102,8 +105,13 @@ struct Pending {
 struct Io {
     recv_buf: Vec<u8>,
     meta: Vec<quinn_udp::RecvMeta>,
-    send_buf: Vec<u8>,
-    pending: Option<Pending>,
+    /// Datagram batches received but not yet handed to the core.
+    received: usize,
+    /// Prepared transmits, oldest first; the front one was refused (`WouldBlock`) if
+    /// the queue is non-empty between rounds.
+    out: VecDeque<Outgoing>,
+    /// Spare send buffers.
+    spare: Vec<Vec<u8>>,
 }
 
 impl Io {
@@ -113,52 +121,84 @@ impl Io {
         Self {
             recv_buf: vec![0; RECV_SLOT * slots],
             meta: vec![quinn_udp::RecvMeta::default(); slots],
-            send_buf: Vec::with_capacity(RECV_SLOT),
-            pending: None,
+            received: 0,
+            out: VecDeque::with_capacity(SEND_BATCH),
+            spare: Vec::new(),
         }
     }
 
-    /// One round of the call contract under the lock.
-    ///
-    /// Each receive syscall is followed by a transmit pass, so that the ACKs (and the
-    /// data an ACK releases) of one batch go out before the next batch is read: reading
-    /// the whole socket first would acknowledge hundreds of packets at once and leave
-    /// the peer's congestion window waiting for them.
-    fn step(&mut self, shared: &Shared, st: &mut State, now: Instant) -> Step {
-        let mut again = false;
-        let mut received_all = false;
-        for _ in 0..RECV_BUDGET {
-            match self.receive_once(shared, st, now) {
-                Ok(true) => {}
-                Ok(false) => {
-                    received_all = true;
-                    break;
-                }
+    /// Up to [`ROUNDS`] rounds of I/O and protocol work.
+    fn run_rounds(&mut self, shared: &Shared) -> Step {
+        let max_segments = shared.udp.max_gso_segments().max(1);
+        for _ in 0..ROUNDS {
+            // 1. What the last round prepared.
+            let send_blocked = !self.flush(shared);
+            // 2. One receive syscall.
+            let more_to_read = match self.receive(shared) {
+                Ok(more) => more,
                 Err(e) => return Step::Failed(e),
+            };
+            // 3. Protocol work under the lock.
+            let now = Instant::now();
+            let (outcome, wakes) = {
+                let mut st = shared.lock();
+                let outcome = self.process(&mut st, now, send_blocked, max_segments);
+                (outcome, st.take_wakes())
+            };
+            // 4. Outside the lock again.
+            wake(wakes);
+            let (more_to_send, deadline) = match outcome {
+                Round::Exit => {
+                    self.flush(shared);
+                    return Step::Exit;
+                }
+                Round::Done {
+                    more_to_send,
+                    deadline,
+                } => (more_to_send, deadline),
+            };
+            let send_blocked = !self.flush(shared);
+            if !more_to_read && (!more_to_send || send_blocked) {
+                return Step::Wait(deadline);
             }
-            again |= self.transmit(shared, st, now);
         }
-        again |= !received_all;
+        Step::Again
+    }
+
+    /// Hand the received batch to the core, fire timers, prepare transmits, dispatch
+    /// events.
+    fn process(
+        &mut self,
+        st: &mut State,
+        now: Instant,
+        send_blocked: bool,
+        max_segments: usize,
+    ) -> Round {
+        self.handle_received(st, now);
         if st.proto.poll_timeout().is_some_and(|t| t <= now) {
             st.proto.handle_timeout(now);
         }
-        again |= self.transmit(shared, st, now);
+        let mut more_to_send = false;
+        if !send_blocked {
+            more_to_send = self.prepare(st, now, max_segments);
+        }
         while let Some((handle, event)) = st.proto.poll_event() {
             st.dispatch(handle, event);
         }
         st.cleanup();
         if st.finished() {
-            return Step::Exit;
+            return Round::Exit;
         }
-        if again {
-            return Step::Again;
+        Round::Done {
+            more_to_send,
+            deadline: st.proto.poll_timeout(),
         }
-        Step::Wait(st.proto.poll_timeout())
     }
 
-    /// One receive syscall (several datagrams, GRO batches split); `Ok(false)` when the
-    /// socket had nothing to read.
-    fn receive_once(&mut self, shared: &Shared, st: &mut State, now: Instant) -> io::Result<bool> {
+    /// One receive syscall into the receive buffers; `Ok(true)` if the socket may hold
+    /// more.
+    fn receive(&mut self, shared: &Shared) -> io::Result<bool> {
+        self.received = 0;
         loop {
             let received = {
                 let mut bufs: Vec<IoSliceMut<'_>> = self
@@ -172,9 +212,12 @@ impl Io {
                         .recv((&shared.socket).into(), &mut bufs, &mut self.meta)
                 })
             };
-            let n = match received {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            return match received {
+                Ok(n) => {
+                    self.received = n;
+                    Ok(true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
                 // ICMP errors reported for an earlier send (port unreachable, ...): the
                 // connection's loss recovery handles them, the socket is fine.
                 Err(e)
@@ -188,101 +231,121 @@ impl Io {
                     tracing::debug!("UDP receive: {e}");
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(e) => Err(e),
             };
-            for (meta, slot) in self
-                .meta
-                .iter()
-                .zip(self.recv_buf.chunks(RECV_SLOT))
-                .take(n)
-            {
-                let Some(data) = slot.get(..meta.len) else {
-                    continue;
-                };
-                let ecn = meta.ecn.and_then(|e| EcnCodepoint::from_bits(e as u8));
-                // One buffer may hold a GRO batch of equal-size datagrams, the last one
-                // possibly shorter.
-                let stride = if meta.stride == 0 {
-                    data.len().max(1)
-                } else {
-                    meta.stride
-                };
-                for datagram in data.chunks(stride) {
-                    let event = st.proto.handle(
-                        now,
-                        meta.addr,
-                        meta.dst_ip,
-                        ecn,
-                        bytes::BytesMut::from(datagram),
-                    );
-                    if let Some(quiver_proto::endpoint::DatagramEvent::NewConnection(h)) = event {
-                        let remote = meta.addr;
-                        st.add_conn(h, quiver_proto::Side::Server, remote, true);
-                    }
-                }
-            }
-            return Ok(true);
         }
     }
 
-    /// Send what the core has; `true` if the budget ran out with more possibly waiting.
-    fn transmit(&mut self, shared: &Shared, st: &mut State, now: Instant) -> bool {
-        if let Some(p) = self.pending.take() {
-            if !self.send(shared, p.transmit, &p.data) {
-                self.pending = Some(p);
-                return false;
+    /// Feed the datagrams of the last receive to the core.
+    fn handle_received(&mut self, st: &mut State, now: Instant) {
+        let n = std::mem::take(&mut self.received);
+        for (meta, slot) in self
+            .meta
+            .iter()
+            .zip(self.recv_buf.chunks(RECV_SLOT))
+            .take(n)
+        {
+            let Some(data) = slot.get(..meta.len) else {
+                continue;
+            };
+            let ecn = meta.ecn.and_then(|e| EcnCodepoint::from_bits(e as u8));
+            // One buffer may hold a GRO batch of equal-size datagrams, the last one
+            // possibly shorter.
+            let stride = if meta.stride == 0 {
+                data.len().max(1)
+            } else {
+                meta.stride
+            };
+            for datagram in data.chunks(stride) {
+                let event = st.proto.handle(
+                    now,
+                    meta.addr,
+                    meta.dst_ip,
+                    ecn,
+                    bytes::BytesMut::from(datagram),
+                );
+                if let Some(quiver_proto::endpoint::DatagramEvent::NewConnection(h)) = event {
+                    st.add_conn(h, quiver_proto::Side::Server, meta.addr, true);
+                }
             }
         }
-        let max_segments = shared.udp.max_gso_segments().max(1);
-        for _ in 0..SEND_BUDGET {
-            self.send_buf.clear();
-            let Some(t) = st
-                .proto
-                .poll_transmit(now, max_segments, &mut self.send_buf)
-            else {
+    }
+
+    /// Prepare up to [`SEND_BATCH`] transmits; `true` if the batch is full (the core may
+    /// have more).
+    fn prepare(&mut self, st: &mut State, now: Instant, max_segments: usize) -> bool {
+        while self.out.len() < SEND_BATCH {
+            let mut data = self
+                .spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(RECV_SLOT));
+            data.clear();
+            let Some(transmit) = st.proto.poll_transmit(now, max_segments, &mut data) else {
+                self.spare.push(data);
                 return false;
             };
-            let data = std::mem::take(&mut self.send_buf);
-            if !self.send(shared, t, &data) {
-                self.pending = Some(Pending { transmit: t, data });
-                self.send_buf = Vec::with_capacity(RECV_SLOT);
-                return false;
-            }
-            self.send_buf = data;
+            self.out.push_back(Outgoing { transmit, data });
         }
         true
     }
 
-    /// Hand one transmit to the kernel; `false` if the socket buffer is full.
-    fn send(&self, shared: &Shared, t: quiver_proto::connection::Transmit, data: &[u8]) -> bool {
-        let Some(contents) = data.get(..t.size) else {
-            tracing::error!(
-                size = t.size,
-                buf = data.len(),
-                "transmit larger than its buffer"
-            );
-            return true;
-        };
-        let transmit = quinn_udp::Transmit {
-            destination: t.destination,
-            ecn: t
-                .ecn
-                .and_then(|e| quinn_udp::EcnCodepoint::from_bits(e as u8)),
-            contents,
-            segment_size: t.segment_size.filter(|&s| s < contents.len()),
-            src_ip: t.src_ip,
-        };
-        // quinn-udp reports only `WouldBlock`; other send errors are logged and the
-        // datagram is dropped, as loss recovery will resend its contents.
-        match shared.socket.try_io(Interest::WRITABLE, || {
-            shared.udp.send((&shared.socket).into(), &transmit)
-        }) {
-            Ok(()) => true,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-            Err(e) => {
-                tracing::warn!("UDP send: {e}");
-                true
+    /// Send the prepared transmits; `false` if the kernel refused one (`WouldBlock`),
+    /// which then stays at the front of the queue.
+    fn flush(&mut self, shared: &Shared) -> bool {
+        while let Some(o) = self.out.front() {
+            if !send(shared, &o.transmit, &o.data) {
+                return false;
             }
+            if let Some(o) = self.out.pop_front() {
+                if self.spare.len() < SEND_BATCH {
+                    self.spare.push(o.data);
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Result of the protocol work of one round.
+enum Round {
+    Done {
+        /// The send batch filled up: the core may have more.
+        more_to_send: bool,
+        /// The core's next deadline.
+        deadline: Option<Instant>,
+    },
+    Exit,
+}
+
+/// Hand one transmit to the kernel; `false` if the socket buffer is full.
+fn send(shared: &Shared, t: &Transmit, data: &[u8]) -> bool {
+    let Some(contents) = data.get(..t.size) else {
+        tracing::error!(
+            size = t.size,
+            buf = data.len(),
+            "transmit larger than its buffer"
+        );
+        return true;
+    };
+    let transmit = quinn_udp::Transmit {
+        destination: t.destination,
+        ecn: t
+            .ecn
+            .and_then(|e| quinn_udp::EcnCodepoint::from_bits(e as u8)),
+        contents,
+        segment_size: t.segment_size.filter(|&s| s < contents.len()),
+        src_ip: t.src_ip,
+    };
+    // quinn-udp reports only `WouldBlock`; other send errors are logged and the
+    // datagram is dropped, as loss recovery will resend its contents.
+    match shared.socket.try_io(Interest::WRITABLE, || {
+        shared.udp.send((&shared.socket).into(), &transmit)
+    }) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+        Err(e) => {
+            tracing::warn!("UDP send: {e}");
+            true
         }
     }
 }
