@@ -460,7 +460,7 @@ impl Endpoint {
 
     fn remove(&mut self, h: ConnectionHandle) {
         if let Some(slot) = self.connections.remove(&h.0) {
-            for cid in slot.conn.local_cids().into_iter().chain(slot.cids) {
+            for cid in slot.conn.local_cids().chain(slot.cids) {
                 if self.by_cid.get(&cid) == Some(&h) {
                     self.by_cid.remove(&cid);
                 }
