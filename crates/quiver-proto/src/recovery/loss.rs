@@ -1,10 +1,11 @@
 //! Send-side tracking of one packet-number space: ACK processing and loss detection
 //! (RFC 9002 §6.1, Appendix A).
 
+use super::sent_log::SentLog;
 use super::{mul_div, EcnCounts, RttEstimator, GRANULARITY, PACKET_THRESHOLD, TIME_THRESHOLD};
 use crate::cc::RateSnapshot;
 use crate::error::TransportError;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
@@ -92,7 +93,7 @@ pub(crate) fn in_flight_bytes<T>(packets: &[(u64, SentPacket<T>)]) -> u64 {
 /// RFC 9000 §21.4) — are a PROTOCOL_VIOLATION (RFC 9000 §13.1).
 #[derive(Debug)]
 pub struct LossSpace<T> {
-    sent: BTreeMap<u64, SentPacket<T>>,
+    sent: SentLog<SentPacket<T>>,
     largest_sent: Option<u64>,
     largest_acked: Option<u64>,
     skipped: BTreeSet<u64>,
@@ -132,7 +133,7 @@ impl<T> LossSpace<T> {
     /// An empty space.
     pub fn new() -> Self {
         Self {
-            sent: BTreeMap::new(),
+            sent: SentLog::default(),
             largest_sent: None,
             largest_acked: None,
             skipped: BTreeSet::new(),
@@ -159,15 +160,24 @@ impl<T> LossSpace<T> {
             debug_assert!(false, "packet numbers must increase");
             return false;
         }
+        let (in_flight, eliciting, size, time_sent) = (
+            packet.in_flight,
+            packet.ack_eliciting,
+            packet.size,
+            packet.time_sent,
+        );
+        if !self.sent.insert(pn, packet) {
+            debug_assert!(false, "packet number gap too large");
+            return false;
+        }
         self.largest_sent = Some(pn);
-        if packet.in_flight {
-            self.bytes_in_flight += u64::from(packet.size);
-            if packet.ack_eliciting {
+        if in_flight {
+            self.bytes_in_flight += u64::from(size);
+            if eliciting {
                 self.ack_eliciting_in_flight += 1;
-                self.time_of_last_ack_eliciting = Some(packet.time_sent);
+                self.time_of_last_ack_eliciting = Some(time_sent);
             }
         }
-        self.sent.insert(pn, packet);
         true
     }
 
@@ -198,7 +208,9 @@ impl<T> LossSpace<T> {
         rtt: &mut RttEstimator,
         handshake_confirmed: bool,
     ) -> Result<AckOutcome<T>, TransportError> {
-        let ranges: Vec<Range<u64>> = ranges.into_iter().filter(|r| r.start < r.end).collect();
+        let mut ranges: Vec<Range<u64>> = ranges.into_iter().filter(|r| r.start < r.end).collect();
+        // Ascending, so that newly acknowledged packets come out in order.
+        ranges.sort_unstable_by_key(|r| r.start);
         // RFC 9000 §13.1: acknowledging a number never sent is a protocol violation.
         let Some(largest_in_frame) = ranges.iter().map(|r| r.end - 1).max() else {
             return Ok(AckOutcome::empty());
@@ -230,11 +242,12 @@ impl<T> LossSpace<T> {
                 self.recently_lost.retain(|&pn| pn < r.start);
                 self.recently_lost.extend(above);
             }
-            let pns: Vec<u64> = self.sent.range(r.clone()).map(|(&pn, _)| pn).collect();
-            for pn in pns {
-                if let Some(p) = self.sent.remove(&pn) {
-                    self.remove_from_flight(&p);
-                    out.newly_acked.push((pn, p));
+            let first = out.newly_acked.len();
+            self.sent.remove_range(r.clone(), &mut out.newly_acked);
+            for i in first..out.newly_acked.len() {
+                if let Some((_, p)) = out.newly_acked.get(i) {
+                    let (in_flight, eliciting, size) = (p.in_flight, p.ack_eliciting, p.size);
+                    self.remove_flight(in_flight, eliciting, size);
                 }
             }
         }
@@ -242,7 +255,6 @@ impl<T> LossSpace<T> {
             // §A.7: nothing new; the ECN counters and timers stay as they are.
             return Ok(out);
         }
-        out.newly_acked.sort_unstable_by_key(|(pn, _)| *pn);
 
         // §5.1: sample only if the largest acknowledged is newly acknowledged and an
         // ack-eliciting packet was newly acknowledged.
@@ -291,7 +303,7 @@ impl<T> LossSpace<T> {
         let lost_send_time = now.checked_sub(loss_delay);
 
         let mut lost_pns = Vec::new();
-        for (&pn, p) in self.sent.range(..largest_acked) {
+        for (pn, p) in self.sent.range(0..largest_acked) {
             let by_time = lost_send_time.is_some_and(|t| p.time_sent <= t);
             let by_count = largest_acked - pn >= PACKET_THRESHOLD;
             if by_time || by_count {
@@ -312,7 +324,7 @@ impl<T> LossSpace<T> {
             if self.recently_lost.len() > MAX_RECENTLY_LOST {
                 self.recently_lost.pop_first();
             }
-            if let Some(p) = self.sent.remove(&pn) {
+            if let Some(p) = self.sent.remove(pn) {
                 self.remove_from_flight(&p);
                 lost.push((pn, p));
             }
@@ -371,13 +383,17 @@ impl<T> LossSpace<T> {
 
     /// Unacknowledged packets in ascending order (e.g. to pick PTO probe contents).
     pub fn iter(&self) -> impl Iterator<Item = (u64, &SentPacket<T>)> {
-        self.sent.iter().map(|(&pn, p)| (pn, p))
+        self.sent.iter()
     }
 
     fn remove_from_flight(&mut self, p: &SentPacket<T>) {
-        if p.in_flight {
-            self.bytes_in_flight = self.bytes_in_flight.saturating_sub(u64::from(p.size));
-            if p.ack_eliciting {
+        self.remove_flight(p.in_flight, p.ack_eliciting, p.size);
+    }
+
+    fn remove_flight(&mut self, in_flight: bool, ack_eliciting: bool, size: u16) {
+        if in_flight {
+            self.bytes_in_flight = self.bytes_in_flight.saturating_sub(u64::from(size));
+            if ack_eliciting {
                 self.ack_eliciting_in_flight = self.ack_eliciting_in_flight.saturating_sub(1);
             }
         }

@@ -34,6 +34,7 @@ mod ack;
 mod loss;
 pub mod pto;
 mod rtt;
+mod sent_log;
 
 pub use ack::{AckTracker, DEFAULT_MAX_ACK_RANGES};
 pub use loss::{AckOutcome, LossCounters, LossSpace, SentPacket, MAX_RECENTLY_LOST};
