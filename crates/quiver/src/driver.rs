@@ -256,14 +256,12 @@ impl Io {
             } else {
                 meta.stride
             };
-            for datagram in data.chunks(stride) {
-                let event = st.proto.handle(
-                    now,
-                    meta.addr,
-                    meta.dst_ip,
-                    ecn,
-                    bytes::BytesMut::from(datagram),
-                );
+            // One copy and allocation per receive buffer (a GRO batch), not per datagram:
+            // the datagrams are split off it and share its allocation.
+            let mut batch = bytes::BytesMut::from(data);
+            while !batch.is_empty() {
+                let datagram = batch.split_to(stride.min(batch.len()));
+                let event = st.proto.handle(now, meta.addr, meta.dst_ip, ecn, datagram);
                 if let Some(quiver_proto::endpoint::DatagramEvent::NewConnection(h)) = event {
                     st.add_conn(h, quiver_proto::Side::Server, meta.addr, true);
                 }
