@@ -221,6 +221,53 @@ fn run_case(case: Case, keys: &Keys, duration: Duration) -> anyhow::Result<Count
     }
 }
 
+/// One core's rate of complete packets (seal + header protection) of one cipher and size:
+/// the throughput ceiling other benchmarks compare against.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Ceiling {
+    /// The cipher suite.
+    pub cipher: Cipher,
+    /// Whole packet size in bytes (the UDP payload).
+    pub size: u16,
+    /// Median over the runs of whole-packet megabits per second.
+    pub mbit_per_s: f64,
+    /// Median over the runs of packets per second.
+    pub packets_per_s: f64,
+}
+
+/// Measure [`Ceiling`] of `cipher` at `size`-byte packets on this thread: `runs` runs of
+/// `duration / runs` each, medians over the runs.
+pub fn packet_ceiling(
+    cipher: Cipher,
+    size: u16,
+    duration: Duration,
+    runs: u32,
+) -> anyhow::Result<Ceiling> {
+    if size < MIN_PACKET {
+        bail!("packets of {size} bytes are too small (at least {MIN_PACKET})");
+    }
+    let keys = cipher.keys()?;
+    let case = Case {
+        cipher,
+        size,
+        op: Op::Packet,
+    };
+    let runs = runs.max(1);
+    let mut rates = Vec::new();
+    let mut pps = Vec::new();
+    for _ in 0..runs {
+        let c = run_case(case, &keys, duration / runs)?;
+        rates.push(mbit_per_s(c.packets, size, c.elapsed));
+        pps.push(packets_per_s(c.packets, c.elapsed));
+    }
+    Ok(Ceiling {
+        cipher,
+        size,
+        mbit_per_s: Spread::of(&rates).median,
+        packets_per_s: Spread::of(&pps).median,
+    })
+}
+
 fn mbit_per_s(packets: u64, size: u16, elapsed: Duration) -> f64 {
     packets as f64 * f64::from(size) * 8.0 / elapsed.as_secs_f64().max(1e-9) / 1e6
 }
@@ -472,6 +519,14 @@ mod tests {
     fn units() {
         assert_eq!(mbit_per_s(1000, 1250, Duration::from_secs(1)), 10.0);
         assert_eq!(packets_per_s(500, Duration::from_millis(250)), 2000.0);
+    }
+
+    #[test]
+    fn ceiling_is_positive() {
+        let c = packet_ceiling(Cipher::Aes128Gcm, 1452, Duration::from_millis(10), 2).unwrap();
+        assert_eq!((c.cipher, c.size), (Cipher::Aes128Gcm, 1452));
+        assert!(c.mbit_per_s > 0.0 && c.packets_per_s > 0.0, "{c:?}");
+        assert!(packet_ceiling(Cipher::Aes128Gcm, 20, Duration::from_millis(1), 1).is_err());
     }
 
     /// The protected packet opens with the peer's keys: the benchmark does real work.

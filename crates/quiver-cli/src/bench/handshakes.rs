@@ -93,6 +93,7 @@ impl HandshakesArgs {
         Tuning {
             window: self.window.0,
             mtu: self.mtu,
+            pmtud: false,
             idle_timeout: Duration::from_secs(2 * self.timeout + 60),
         }
     }

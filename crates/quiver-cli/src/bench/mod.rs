@@ -2,12 +2,16 @@
 //! run.
 //!
 //! `quiver bench throughput` times bulk downloads over loopback for each client ← server
-//! pair. Each server runs in a child process of this binary (the hidden
-//! `quiver bench serve` sub-command, one process per stack, started once and reused by
-//! every run) so server and client have separate processes, runtimes and allocators, as
-//! they would in deployment; the clients run in this process. Runs are interleaved (every
-//! pair once per run, in an order rotated each run) so that machine noise hits all pairs
-//! alike. See [`stacks`] for how the two stacks are configured comparably.
+//! pair, in one or more scenarios (stream count, fixed MTU or path MTU discovery). Each
+//! server runs in a child process of this binary (the hidden `quiver bench serve`
+//! sub-command, one process per stack and server setting, started on first use and reused
+//! by every run) so server and client have separate processes, runtimes and allocators, as
+//! they would in deployment; the clients run in this process. Each transfer also records
+//! the CPU time both processes spent on it ([`procfs::CpuMark`]), and one core's AEAD
+//! packet rate ([`aead::packet_ceiling`]) gives the ceiling throughput is set against.
+//! Runs are interleaved (every pair once per run and scenario, in an order rotated each
+//! run) so that machine noise hits all pairs alike. See [`stacks`] for how the two stacks
+//! are configured comparably.
 //!
 //! `quiver bench handshakes` uses the same server children to measure new connections
 //! per second and the server memory of idle connections; `quiver bench aead` measures
@@ -37,7 +41,21 @@ use stacks::Stack;
 /// Benchmark sub-commands.
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
-    /// Bulk download throughput over loopback: Quiver vs quinn, side by side.
+    /// Bulk download throughput over loopback: Quiver vs quinn, side by side, with each
+    /// side's CPU time per GiB.
+    ///
+    /// Without --streams, --mtu and --pmtud, three scenarios are measured, each its own
+    /// block of the table: 1 stream with fixed 1452-byte UDP payloads (no path MTU
+    /// discovery); 1 stream with path MTU discovery (both stacks start at 1200 bytes and
+    /// discover up to 1452); 100 streams with fixed 1452-byte payloads. Passing any of
+    /// --streams, --mtu or --pmtud measures just that one scenario (the others at their
+    /// defaults: 1 stream, 1452 bytes, no PMTUD).
+    ///
+    /// Per pair the table gives throughput and duration (min/median/max over runs), the
+    /// server's and the client's CPU seconds per GiB downloaded (median; server = its child
+    /// process, client = this process, both over the transfer only), and the median
+    /// throughput as a fraction of one core's AES-128-GCM packet-protection rate at the
+    /// scenario's MTU (measured after the transfers, see `quiver bench aead`).
     Throughput(ThroughputArgs),
     /// New connections per second and server memory per idle connection: Quiver vs
     /// quinn, side by side.
@@ -79,16 +97,18 @@ pub struct ThroughputArgs {
     /// MiB, GiB).
     #[arg(long, default_value = "100MiB")]
     pub size: ByteSize,
-    /// Number of runs; each run measures every pair once.
+    /// Number of runs; each run measures every pair once in every scenario.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
-    /// Concurrent streams the size is split over.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub streams: u32,
+    /// Concurrent streams the size is split over. Given, --streams/--mtu/--pmtud select a
+    /// single scenario; absent, the default scenarios run (1 stream, 1 stream with PMTUD,
+    /// 100 streams).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub streams: Option<u32>,
     /// Pairs to measure.
     #[arg(long, value_enum, default_value_t = PairSet::Same)]
     pub pairs: PairSet,
-    /// Write one CSV row per run and pair to this file.
+    /// Write one CSV row per run, scenario and pair to this file.
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
     /// Print the results as JSON on stdout instead of a table.
@@ -97,9 +117,19 @@ pub struct ThroughputArgs {
     /// Stream, connection and send window of both stacks.
     #[arg(long, default_value = "16MiB")]
     pub window: ByteSize,
-    /// UDP payload size of both stacks (fixed: path MTU discovery is off).
-    #[arg(long, default_value_t = 1452, value_parser = clap::value_parser!(u16).range(1200..=1472))]
-    pub mtu: u16,
+    /// UDP payload size of both stacks, fixed (path MTU discovery off) [single scenario;
+    /// 1452 if only --streams or --pmtud is given]. With --pmtud: the upper bound of the
+    /// discovery.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1200..=1472))]
+    pub mtu: Option<u16>,
+    /// Path MTU discovery on for both stacks: start at the default initial MTU (1200) and
+    /// probe up to --mtu [single scenario].
+    #[arg(long)]
+    pub pmtud: bool,
+    /// Time spent measuring the AEAD ceiling per MTU, e.g. 500ms; 0 skips it (and the
+    /// ceiling column).
+    #[arg(long, default_value = "500ms", value_parser = classes::parse_duration)]
+    pub ceiling_time: std::time::Duration,
     /// Give up on a single transfer after this many seconds.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
@@ -114,9 +144,12 @@ pub struct ServeArgs {
     /// Stream, connection and send window.
     #[arg(long)]
     pub window: ByteSize,
-    /// UDP payload size.
+    /// UDP payload size; with --pmtud the upper bound of path MTU discovery.
     #[arg(long)]
     pub mtu: u16,
+    /// Start at the default initial MTU and run path MTU discovery up to --mtu.
+    #[arg(long)]
+    pub pmtud: bool,
     /// Idle timeout in seconds.
     #[arg(long, default_value_t = 30)]
     pub idle_timeout: u64,

@@ -23,6 +23,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
     let tuning = Tuning {
         window: args.window.0,
         mtu: args.mtu,
+        pmtud: args.pmtud,
         idle_timeout: Duration::from_secs(args.idle_timeout),
     };
     let server = Server::bind(args.stack, tuning, certs, key)?;
@@ -67,6 +68,7 @@ impl ServerProcess {
             .args(["--window", &tuning.window.to_string()])
             .args(["--mtu", &tuning.mtu.to_string()])
             .args(["--idle-timeout", &tuning.idle_timeout.as_secs().to_string()])
+            .args(tuning.pmtud.then_some("--pmtud"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -13,11 +13,14 @@
 //!   clients resume);
 //! - equal stream, connection and send windows, and equal idle timeouts;
 //! - a fixed UDP payload size on both sides: both stacks' path MTU discovery is switched
-//!   off and both start (and stay) at the same `initial_mtu`;
+//!   off and both start (and stay) at the same `initial_mtu`; or, with [`Tuning::pmtud`],
+//!   both start at their default initial MTU (1200 bytes each) and run path MTU discovery
+//!   (DPLPMTUD, RFC 8899) with the same upper bound and otherwise default settings;
 //! - NewReno congestion control on both (quiver's only controller; quinn defaults to
 //!   CUBIC);
 //! - GSO/GRO as each stack's UDP layer (quinn-udp for both) detects it.
 
+use super::procfs::{CpuMark, CpuUse};
 use anyhow::{bail, Context};
 use clap::ValueEnum;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -58,12 +61,16 @@ impl Stack {
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Transport settings applied identically to both stacks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Tuning {
     /// Stream and connection receive windows, and the send window, in bytes.
     pub window: u64,
-    /// UDP payload size of every packet after the handshake's first flight.
+    /// UDP payload size of every packet after the handshake's first flight; with
+    /// [`pmtud`](Self::pmtud), the upper bound of path MTU discovery instead.
     pub mtu: u16,
+    /// Start at the default initial MTU (1200) and discover the path MTU up to
+    /// [`mtu`](Self::mtu), rather than sending `mtu`-byte packets from the start.
+    pub pmtud: bool,
     /// Idle timeout advertised (whole seconds are passed to server child processes).
     pub idle_timeout: Duration,
 }
@@ -107,14 +114,24 @@ pub fn client_tls(cert: &CertificateDer<'static>) -> anyhow::Result<rustls::Clie
 }
 
 fn quiver_transport(t: Tuning) -> Arc<quiver::TransportConfig> {
+    let defaults = quiver::TransportConfig::default();
+    let (initial_mtu, mtu_discovery) = if t.pmtud {
+        let discovery = quiver::config::MtuDiscoveryConfig {
+            upper_bound: t.mtu,
+            ..Default::default()
+        };
+        (defaults.initial_mtu, Some(discovery))
+    } else {
+        (t.mtu, None)
+    };
     Arc::new(quiver::TransportConfig {
         stream_receive_window: t.window,
         receive_window: t.window,
         send_window: t.window,
-        initial_mtu: t.mtu,
-        mtu_discovery: None,
+        initial_mtu,
+        mtu_discovery,
         max_idle_timeout: Some(t.idle_timeout),
-        ..Default::default()
+        ..defaults
     })
 }
 
@@ -126,9 +143,15 @@ fn quinn_transport(t: Tuning) -> anyhow::Result<Arc<quinn::TransportConfig>> {
         .stream_receive_window(window)
         .receive_window(window)
         .send_window(t.window)
-        .initial_mtu(t.mtu)
-        .mtu_discovery_config(None)
         .congestion_controller_factory(Arc::new(quinn::congestion::NewRenoConfig::default()));
+    if t.pmtud {
+        // quinn's default initial MTU (1200) stays.
+        let mut discovery = quinn::MtuDiscoveryConfig::default();
+        discovery.upper_bound(t.mtu);
+        c.mtu_discovery_config(Some(discovery));
+    } else {
+        c.initial_mtu(t.mtu).mtu_discovery_config(None);
+    }
     Ok(Arc::new(c))
 }
 
@@ -275,6 +298,15 @@ pub struct Transfer {
     pub duration: Duration,
     /// Handshake time, reported for information.
     pub handshake: Duration,
+    /// CPU time of this process (the client) over [`duration`](Self::duration), when
+    /// `/proc` could be read.
+    pub client_cpu: Option<CpuUse>,
+    /// CPU time of the server process over [`duration`](Self::duration), when `/proc`
+    /// could be read.
+    pub server_cpu: Option<CpuUse>,
+    /// Mean UDP payload of the datagrams the client received over the connection's life
+    /// (handshake included): shows the MTU the server's packets actually had.
+    pub mean_rx_datagram: Option<f64>,
 }
 
 /// A client endpoint of either stack with the client settings of [`Tuning`], trusting one
@@ -395,6 +427,20 @@ impl ClientConnection {
         Ok(got)
     }
 
+    /// UDP datagrams received so far and the bytes of their payloads.
+    pub fn rx_datagrams(&self) -> (u64, u64) {
+        match self {
+            ClientConnection::Quiver(conn) => {
+                let s = conn.stats();
+                (s.udp_rx, s.bytes_rx)
+            }
+            ClientConnection::Quinn(conn) => {
+                let s = conn.stats();
+                (s.udp_rx.datagrams, s.udp_rx.bytes)
+            }
+        }
+    }
+
     /// Whether the connection is still open (not closed by either side or timed out).
     pub fn is_open(&self) -> bool {
         match self {
@@ -412,19 +458,24 @@ impl ClientConnection {
     }
 }
 
-/// Connect to `server` with a fresh `stack` client endpoint, download `sizes[i]` bytes on
-/// stream `i` concurrently, close, and report the timing.
+/// Connect to `server` (a process with id `server_pid`) with a fresh `stack` client
+/// endpoint, download `sizes[i]` bytes on stream `i` concurrently, close, and report the
+/// timing and the CPU time both processes used meanwhile (from opening the streams to the
+/// last FIN, like the duration).
 pub async fn download(
     stack: Stack,
     tuning: Tuning,
     cert: &CertificateDer<'static>,
     server: SocketAddr,
+    server_pid: u32,
     sizes: &[u64],
 ) -> anyhow::Result<Transfer> {
     let client = Client::bind(stack, tuning, cert)?;
     let t0 = Instant::now();
     let conn = client.connect(server).await?;
     let handshake = t0.elapsed();
+    let client_mark = CpuMark::own();
+    let server_mark = CpuMark::take(server_pid);
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for &size in sizes {
@@ -435,12 +486,18 @@ pub async fn download(
         .await
         .with_context(|| format!("{} download", stack.name()))?;
     let duration = start.elapsed();
+    let server_cpu = server_mark.until(&CpuMark::take(server_pid));
+    let client_cpu = client_mark.until(&CpuMark::own());
+    let (datagrams, datagram_bytes) = conn.rx_datagrams();
     conn.close();
     let _ = tokio::time::timeout(Duration::from_secs(2), client.wait_idle()).await;
     Ok(Transfer {
         bytes,
         duration,
         handshake,
+        client_cpu,
+        server_cpu,
+        mean_rx_datagram: (datagrams > 0).then(|| datagram_bytes as f64 / datagrams as f64),
     })
 }
 
