@@ -11,9 +11,15 @@
 //!   one buffer).
 //! - The driver feeds datagrams to the core, fires its timer, drains its transmits and
 //!   routes its events (stream readable/writable, new streams, datagrams, connection
-//!   lost) to the waiting tasks.
+//!   lost) to the waiting tasks. It alternates one receive syscall with one batch of
+//!   transmits, and makes every socket syscall *outside* the lock.
 //! - Application calls lock the endpoint's state (a `std::sync::Mutex`, never held across
-//!   `.await`), act on the core's connection, and wake the driver so that it transmits.
+//!   `.await` or a syscall), act on the core's connection, and wake the driver so that it
+//!   transmits.
+//! - [`Endpoint::server`] and [`Endpoint::client`] ask the kernel for
+//!   [`SOCKET_BUFFER_SIZE`] socket buffers; [`Endpoint::new`] uses a socket as given.
+//! - One driver task drives all connections of an endpoint: protocol work (packet
+//!   protection included) of one endpoint runs on one core at a time.
 //!
 //! ## Extension points
 //! Behaviour is configured, not patched: congestion control, connection-ID generation and
