@@ -77,6 +77,8 @@ pub struct Endpoint {
     event_ready: VecDeque<usize>,
     /// Connections called into whose deadline must be re-read.
     dirty: Vec<usize>,
+    /// Reused buffer (no allocation per call).
+    scratch: Vec<usize>,
     next_handle: usize,
     /// Routing of our connection IDs.
     by_cid: HashMap<ConnectionId, ConnectionHandle>,
@@ -142,6 +144,7 @@ impl Endpoint {
             send_ready: VecDeque::new(),
             event_ready: VecDeque::new(),
             dirty: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -349,15 +352,17 @@ impl Endpoint {
         self.refresh();
         // A connection whose deadline passed may send (a pacing delay ended) even if the
         // caller has not fired its timer yet.
-        let due: Vec<usize> = self
-            .timers
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .map(|&(_, h)| h)
-            .collect();
-        for h in due {
+        let mut due = std::mem::take(&mut self.scratch);
+        due.extend(
+            self.timers
+                .iter()
+                .take_while(|(t, _)| *t <= now)
+                .map(|&(_, h)| h),
+        );
+        for h in due.drain(..) {
             self.mark_send_ready(h);
         }
+        self.scratch = due;
         // Round robin over the connections that may send.
         while let Some(h) = self.send_ready.pop_front() {
             let Some(slot) = self.connections.get_mut(&h) else {
@@ -385,19 +390,22 @@ impl Endpoint {
     /// Fire expired timers, and free connections that are drained.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.refresh();
-        let due: Vec<usize> = self
-            .timers
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .map(|&(_, h)| h)
-            .collect();
-        for h in due {
+        let mut due = std::mem::take(&mut self.scratch);
+        due.extend(
+            self.timers
+                .iter()
+                .take_while(|(t, _)| *t <= now)
+                .map(|&(_, h)| h),
+        );
+        for &h in &due {
             if let Some(slot) = self.connections.get_mut(&h) {
                 slot.conn.handle_timeout(now);
             }
             self.touch(h);
             self.process_endpoint_events(ConnectionHandle(h));
         }
+        due.clear();
+        self.scratch = due;
         self.refresh();
     }
 
@@ -508,7 +516,9 @@ impl Endpoint {
 
     /// Re-file the deadlines of the connections called into, and queue them for events.
     fn refresh(&mut self) {
-        for h in std::mem::take(&mut self.dirty) {
+        // Swapped out and back so that its capacity is reused.
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for h in dirty.drain(..) {
             let Some(slot) = self.connections.get_mut(&h) else {
                 continue;
             };
@@ -528,6 +538,7 @@ impl Endpoint {
                 self.event_ready.push_back(h);
             }
         }
+        self.dirty = dirty;
     }
 
     fn deliver(

@@ -128,18 +128,25 @@ impl SendBuffer {
     /// Append the bytes of `range` to `out`. The range must lie within unacknowledged
     /// written data, as every range returned by `poll_range` does until it is acked.
     pub fn copy_range(&self, range: Range<u64>, out: &mut Vec<u8>) {
-        for chunk in self.slices(range) {
-            out.extend_from_slice(&chunk);
-        }
+        // Straight from the chunks: no slice handles (reference-count traffic) and no
+        // temporary vector on the per-packet path.
+        self.for_each_piece(range, |piece: &[u8], _, _| out.extend_from_slice(piece));
     }
 
     /// The bytes of `range` as zero-copy slices of the written chunks.
     pub fn slices(&self, range: Range<u64>) -> Vec<Bytes> {
         let mut out = Vec::new();
+        self.for_each_piece(range, |_, chunk: &Bytes, r| out.push(chunk.slice(r)));
+        out
+    }
+
+    /// Call `f` with each contiguous piece of `range` (clamped to what is buffered), its
+    /// chunk and the piece's range within that chunk, in order.
+    fn for_each_piece(&self, range: Range<u64>, mut f: impl FnMut(&[u8], &Bytes, Range<usize>)) {
         let start = range.start.max(self.base);
         let end = range.end.min(self.offset);
         if start >= end {
-            return out;
+            return;
         }
         // First chunk whose end is beyond `start`.
         let mut i = self
@@ -154,14 +161,16 @@ impl SendBuffer {
             let to = usize::try_from(end - off)
                 .unwrap_or(usize::MAX)
                 .min(data.len());
-            if from >= to {
+            let Some(piece) = data.get(from..to) else {
+                break;
+            };
+            if piece.is_empty() {
                 break;
             }
-            out.push(data.slice(from..to));
+            f(piece, data, from..to);
             pos = off + to as u64;
             i += 1;
         }
-        out
     }
 
     /// The peer acknowledged `range`. Returns how many bytes were newly acknowledged.
