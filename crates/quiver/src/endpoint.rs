@@ -19,9 +19,25 @@ use std::time::Instant;
 /// current tokio runtime by the constructors, performs all I/O. When every handle is
 /// dropped the endpoint stops accepting, and the driver exits once all connections are
 /// dropped and drained.
+///
+/// # Shards
+///
+/// An endpoint drives all its connections from one task, so one core does
+/// their protocol work (packet protection included). [`Endpoint::server_sharded`] and
+/// [`Endpoint::client_sharded`] run several independent shards instead, each with its
+/// own socket, core endpoint, lock and driver task, so that connections spread over the
+/// cores: a server's shards share one port (`SO_REUSEPORT`; the kernel picks the shard by
+/// hashing the client's address and port), a client's shards have one port each and new
+/// connections are assigned round robin. Trade-off of server shards: a client whose
+/// address or port changes mid-connection (NAT rebinding) may be hashed to another shard,
+/// which does not know the connection; such a connection stalls. Use one shard (the
+/// default constructors) where clients migrate.
 #[derive(Debug)]
 pub struct Endpoint {
-    shared: Arc<Shared>,
+    /// The shards; the first is the one [`Endpoint::local_addr`] reports.
+    shards: Arc<[Arc<Shared>]>,
+    /// Round-robin cursor for new client connections.
+    next: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -45,8 +61,16 @@ pub const SOCKET_BUFFER_SIZE: usize = 4 << 20;
 
 /// Bind a UDP socket to `addr` with enlarged kernel buffers (best effort).
 fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+    bind_with(addr, false)
+}
+
+/// [`bind`], optionally with `SO_REUSEPORT` so that several sockets share the address.
+fn bind_with(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.bind(&addr.into())?;
     for (what, result) in [
         ("receive", socket.set_recv_buffer_size(SOCKET_BUFFER_SIZE)),
@@ -80,6 +104,46 @@ impl Endpoint {
         Self::new(EndpointConfig::default(), None, socket)
     }
 
+    /// A server endpoint of `shards` shards (at least 1) sharing `addr` through
+    /// `SO_REUSEPORT` (see [shards](Self#shards)); `std::thread::available_parallelism`
+    /// is a good count for a busy server whose clients do not migrate.
+    ///
+    /// Must be called within a tokio runtime.
+    pub fn server_sharded(
+        config: ServerConfig,
+        addr: SocketAddr,
+        shards: usize,
+    ) -> io::Result<Self> {
+        let first = bind_with(addr, true)?;
+        let addr = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..shards.max(1) {
+            sockets.push(bind_with(addr, true)?);
+        }
+        Self::from_shards(
+            sockets
+                .into_iter()
+                .map(|s| (EndpointConfig::default(), Some(config.clone()), s)),
+        )
+    }
+
+    /// A client-only endpoint of `shards` shards (at least 1), each on its own socket
+    /// bound to `addr` (with port 0, each gets its own port); new connections go to the
+    /// shards in turn (see [shards](Self#shards)).
+    ///
+    /// Must be called within a tokio runtime.
+    pub fn client_sharded(addr: SocketAddr, shards: usize) -> io::Result<Self> {
+        let mut sockets = Vec::new();
+        for _ in 0..shards.max(1) {
+            sockets.push(bind(addr)?);
+        }
+        Self::from_shards(
+            sockets
+                .into_iter()
+                .map(|s| (EndpointConfig::default(), None, s)),
+        )
+    }
+
     /// An endpoint on an existing socket; `server_config` enables accepting connections.
     /// The socket is used as configured (its buffer sizes are left alone).
     ///
@@ -89,44 +153,85 @@ impl Endpoint {
         server_config: Option<ServerConfig>,
         socket: UdpSocket,
     ) -> io::Result<Self> {
+        Self::from_shards(std::iter::once((config, server_config, socket)))
+    }
+
+    /// One shard per socket.
+    fn from_shards(
+        parts: impl IntoIterator<Item = (EndpointConfig, Option<ServerConfig>, UdpSocket)>,
+    ) -> io::Result<Self> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
             io::Error::other(format!("quiver::Endpoint needs a tokio runtime: {e}"))
         })?;
-        socket.set_nonblocking(true)?;
-        // Enables ECN, GRO and destination-address reporting where the OS supports them.
-        let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
-        let socket = {
-            let _guard = runtime.enter();
-            tokio::net::UdpSocket::from_std(socket)?
-        };
-        let proto =
-            quiver_proto::endpoint::Endpoint::new(Arc::new(config), server_config.map(Arc::new));
-        let mut state = State::new(proto);
-        state.endpoint_refs = 1;
-        let shared = Arc::new(Shared::new(state, socket, udp));
-        runtime.spawn(crate::driver::run(shared.clone()));
-        Ok(Self { shared })
+        let mut shards = Vec::new();
+        for (config, server_config, socket) in parts {
+            socket.set_nonblocking(true)?;
+            // Enables ECN, GRO and destination-address reporting where the OS supports
+            // them.
+            let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
+            let socket = {
+                let _guard = runtime.enter();
+                tokio::net::UdpSocket::from_std(socket)?
+            };
+            let proto = quiver_proto::endpoint::Endpoint::new(
+                Arc::new(config),
+                server_config.map(Arc::new),
+            );
+            let mut state = State::new(proto);
+            state.endpoint_refs = 1;
+            shards.push(Arc::new(Shared::new(state, socket, udp)));
+        }
+        for shared in &shards {
+            runtime.spawn(crate::driver::run(shared.clone()));
+        }
+        Ok(Self {
+            shards: shards.into(),
+            next: Arc::default(),
+        })
+    }
+
+    /// The shard that takes the next client connection.
+    fn next_shard(&self) -> &Arc<Shared> {
+        let i = self
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.shards[i % self.shards.len()]
+    }
+
+    /// Number of shards (see [shards](Self#shards)).
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Connections held by each shard, in shard order: how evenly the kernel (server) or
+    /// the round robin (client) spread them.
+    pub fn shard_connections(&self) -> Vec<usize> {
+        self.shards
+            .iter()
+            .map(|s| s.lock().proto.connection_count())
+            .collect()
     }
 
     /// The configuration used by [`connect`](Self::connect).
     pub fn set_default_client_config(&self, config: ClientConfig) {
-        self.shared.lock().default_client_config = Some(config);
+        for shared in self.shards.iter() {
+            shared.lock().default_client_config = Some(config.clone());
+        }
     }
 
     /// Replace (or, with `None`, remove) the server configuration. Existing connections
     /// are unaffected.
     pub fn set_server_config(&self, config: Option<ServerConfig>) {
-        self.shared
-            .lock()
-            .proto
-            .set_server_config(config.map(Arc::new));
+        let config = config.map(Arc::new);
+        for shared in self.shards.iter() {
+            shared.lock().proto.set_server_config(config.clone());
+        }
     }
 
     /// Connect to `addr` with the default client configuration, verifying the server's
     /// certificate for `server_name`. Await the result to wait for the handshake.
     pub fn connect(&self, addr: SocketAddr, server_name: &str) -> Result<Connecting, ConnectError> {
-        let config = self
-            .shared
+        let config = self.shards[0]
             .lock()
             .default_client_config
             .clone()
@@ -141,8 +246,9 @@ impl Endpoint {
         addr: SocketAddr,
         server_name: &str,
     ) -> Result<Connecting, ConnectError> {
+        let shared = self.next_shard();
         let conn = {
-            let mut st = self.shared.lock();
+            let mut st = shared.lock();
             if st.closed || st.driver_stopped {
                 return Err(ConnectError::EndpointClosed);
             }
@@ -150,91 +256,121 @@ impl Endpoint {
                 .proto
                 .connect(Instant::now(), config, addr, server_name)?;
             let id = st.add_conn(handle, Side::Client, addr, false);
-            ConnRef::new_locked(&self.shared, &mut st, id)
+            ConnRef::new_locked(shared, &mut st, id)
         };
-        self.shared.wake_driver();
+        shared.wake_driver();
         Ok(Connecting::new(Connection::from_ref(conn)))
     }
 
     /// The next incoming connection whose handshake completed; `None` once the endpoint
     /// is closed.
     pub async fn accept(&self) -> Option<Connection> {
+        let start = self
+            .next
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         poll_fn(|cx| {
-            let mut st = self.shared.lock();
-            while let Some(id) = st.incoming.pop_front() {
-                let Some(cs) = st.conns.get_mut(&id) else {
-                    continue;
-                };
-                cs.in_accept_queue = false;
-                let conn = ConnRef::new_locked(&self.shared, &mut st, id);
-                return Poll::Ready(Some(Connection::from_ref(conn)));
+            let n = self.shards.len();
+            let mut open = false;
+            // Every shard, starting from a rotating one so that none is favoured.
+            for k in 0..n {
+                let shared = &self.shards[(start + k) % n];
+                let mut st = shared.lock();
+                while let Some(id) = st.incoming.pop_front() {
+                    let Some(cs) = st.conns.get_mut(&id) else {
+                        continue;
+                    };
+                    cs.in_accept_queue = false;
+                    let conn = ConnRef::new_locked(shared, &mut st, id);
+                    return Poll::Ready(Some(Connection::from_ref(conn)));
+                }
+                if !(st.closed || st.driver_stopped) {
+                    open = true;
+                    st.accept_wakers.register(cx);
+                }
             }
-            if st.closed || st.driver_stopped {
-                return Poll::Ready(None);
+            if open {
+                Poll::Pending
+            } else {
+                Poll::Ready(None)
             }
-            st.accept_wakers.register(cx);
-            Poll::Pending
         })
         .await
     }
 
     /// The local address of the socket.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.shared.socket.local_addr()
+        self.shards[0].socket.local_addr()
     }
 
     /// Close every connection with an application error `code` and `reason`, and stop
     /// accepting new ones. Use [`wait_idle`](Self::wait_idle) to let the closes reach
     /// the peers before dropping the runtime.
     pub fn close(&self, code: VarInt, reason: &[u8]) {
-        let wakes = {
-            let mut st = self.shared.lock();
-            st.close_all(code, reason);
-            st.take_wakes()
-        };
-        wake(wakes);
-        self.shared.wake_driver();
+        for shared in self.shards.iter() {
+            let wakes = {
+                let mut st = shared.lock();
+                st.close_all(code, reason);
+                st.take_wakes()
+            };
+            wake(wakes);
+            shared.wake_driver();
+        }
     }
 
     /// Wait until the endpoint has no connection left (all closed and drained).
     pub async fn wait_idle(&self) {
         poll_fn(|cx| {
-            let mut st = self.shared.lock();
-            if st.driver_stopped || st.proto.connection_count() == 0 {
-                return Poll::Ready(());
+            let mut idle = true;
+            for shared in self.shards.iter() {
+                let mut st = shared.lock();
+                if !(st.driver_stopped || st.proto.connection_count() == 0) {
+                    idle = false;
+                    st.idle_wakers.register(cx);
+                }
             }
-            st.idle_wakers.register(cx);
-            Poll::Pending
+            if idle {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
         })
         .await;
     }
 
     /// Number of connections the core holds (handshaking, established or draining).
     pub fn open_connections(&self) -> usize {
-        self.shared.lock().proto.connection_count()
+        self.shards
+            .iter()
+            .map(|s| s.lock().proto.connection_count())
+            .sum()
     }
 }
 
 impl Clone for Endpoint {
     fn clone(&self) -> Self {
-        self.shared.lock().endpoint_refs += 1;
+        for shared in self.shards.iter() {
+            shared.lock().endpoint_refs += 1;
+        }
         Self {
-            shared: self.shared.clone(),
+            shards: self.shards.clone(),
+            next: self.next.clone(),
         }
     }
 }
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        let wakes = {
-            let mut st = self.shared.lock();
-            st.endpoint_refs = st.endpoint_refs.saturating_sub(1);
-            if st.endpoint_refs == 0 {
-                st.endpoint_released();
-            }
-            st.take_wakes()
-        };
-        wake(wakes);
-        self.shared.wake_driver();
+        for shared in self.shards.iter() {
+            let wakes = {
+                let mut st = shared.lock();
+                st.endpoint_refs = st.endpoint_refs.saturating_sub(1);
+                if st.endpoint_refs == 0 {
+                    st.endpoint_released();
+                }
+                st.take_wakes()
+            };
+            wake(wakes);
+            shared.wake_driver();
+        }
     }
 }

@@ -24,7 +24,7 @@
 //! ## Extension points
 //! Behaviour is configured, not patched: congestion control, connection-ID generation and
 //! transport limits come from `quiver_proto`'s [`config`] types
-//! ([`TransportConfig`](config::TransportConfig), [`EndpointConfig`](config::EndpointConfig));
+//! ([`config::TransportConfig`], [`config::EndpointConfig`]);
 //! TLS comes from a rustls configuration, built with the helpers in [`tls`] or by hand;
 //! [`Endpoint::new`] takes any pre-configured UDP socket.
 //!

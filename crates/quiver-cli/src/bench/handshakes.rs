@@ -65,6 +65,11 @@ pub struct HandshakesArgs {
     /// Idle connections per client endpoint (UDP socket) of the memory measurement.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub per_endpoint: u32,
+    /// Shards of each quiver endpoint, server and client (`Endpoint::server_sharded`,
+    /// `client_sharded`), so that its protocol work uses that many cores; default: the
+    /// number of cores. quinn drives each connection from its own task instead.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub shards: Option<u64>,
     /// Number of runs of the rate phase; each run measures every stack once.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub runs: u32,
@@ -86,6 +91,11 @@ pub struct HandshakesArgs {
     pub json: bool,
 }
 
+/// One shard per core.
+fn default_shards() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl HandshakesArgs {
     /// Settings both stacks get: the idle timeout outlasts any phase (twice `--timeout`
     /// plus a minute) so that idle connections stay open while they are measured.
@@ -95,6 +105,9 @@ impl HandshakesArgs {
             mtu: self.mtu,
             pmtud: false,
             idle_timeout: Duration::from_secs(2 * self.timeout + 60),
+            shards: self
+                .shards
+                .map_or_else(default_shards, |n| usize::try_from(n).unwrap_or(1)),
         }
     }
 }

@@ -153,6 +153,9 @@ pub struct ServeArgs {
     /// Idle timeout in seconds.
     #[arg(long, default_value_t = 30)]
     pub idle_timeout: u64,
+    /// Shards of a quiver server endpoint (ignored for quinn).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub shards: u64,
 }
 
 /// Run a bench sub-command; returns the process exit code.

@@ -25,6 +25,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         mtu: args.mtu,
         pmtud: args.pmtud,
         idle_timeout: Duration::from_secs(args.idle_timeout),
+        shards: usize::try_from(args.shards).unwrap_or(1),
     };
     let server = Server::bind(args.stack, tuning, certs, key)?;
     let port = server.local_addr()?.port();
@@ -69,6 +70,7 @@ impl ServerProcess {
             .args(["--mtu", &tuning.mtu.to_string()])
             .args(["--idle-timeout", &tuning.idle_timeout.as_secs().to_string()])
             .args(tuning.pmtud.then_some("--pmtud"))
+            .args(["--shards", &tuning.shards.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

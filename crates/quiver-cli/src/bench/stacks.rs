@@ -73,6 +73,10 @@ pub struct Tuning {
     pub pmtud: bool,
     /// Idle timeout advertised (whole seconds are passed to server child processes).
     pub idle_timeout: Duration,
+    /// Shards of each quiver endpoint (`quiver::Endpoint::server_sharded` /
+    /// `client_sharded`): how many cores its protocol work may use. quinn needs no
+    /// equivalent: it drives each connection from its own task.
+    pub shards: usize,
 }
 
 /// The one cipher-suite provider both stacks get: ring, AES-128-GCM only.
@@ -184,7 +188,8 @@ impl Server {
                 let mut config = quiver::ServerConfig::new(Arc::new(tls));
                 config.transport = quiver_transport(tuning);
                 Server::Quiver(
-                    quiver::Endpoint::server(config, loopback()).context("quiver server")?,
+                    quiver::Endpoint::server_sharded(config, loopback(), tuning.shards)
+                        .context("quiver server")?,
                 )
             }
             Stack::Quinn => {
@@ -341,8 +346,8 @@ impl Client {
             Stack::Quiver => {
                 let mut config = quiver::ClientConfig::new(Arc::new(tls));
                 config.transport = quiver_transport(tuning);
-                let endpoint =
-                    quiver::Endpoint::client(loopback()).context("quiver client endpoint")?;
+                let endpoint = quiver::Endpoint::client_sharded(loopback(), tuning.shards)
+                    .context("quiver client endpoint")?;
                 Client::Quiver { endpoint, config }
             }
             Stack::Quinn => {

@@ -89,6 +89,8 @@ impl Scenario {
             mtu: self.mtu,
             pmtud: self.pmtud,
             idle_timeout: stacks::DEFAULT_IDLE_TIMEOUT,
+            // One connection: a single shard (shards spread connections, not packets).
+            shards: 1,
         }
     }
 }
