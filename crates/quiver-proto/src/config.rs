@@ -14,10 +14,28 @@ pub struct TransportConfig {
     /// Idle timeout we advertise (`None` = no timeout). The effective timeout is the
     /// minimum of both sides' non-zero values (RFC 9000 §10.1).
     pub max_idle_timeout: Option<Duration>,
-    /// Per-stream receive window (initial_max_stream_data_*).
+    /// Initial per-stream receive window, advertised as `initial_max_stream_data_*`
+    /// (RFC 9000 §18.2). Auto-tuning may grow it up to
+    /// [`max_stream_receive_window`](Self::max_stream_receive_window).
     pub stream_receive_window: u64,
-    /// Connection-level receive window (initial_max_data).
+    /// Initial connection-level receive window, advertised as `initial_max_data`
+    /// (RFC 9000 §18.2). Auto-tuning may grow it up to
+    /// [`max_receive_window`](Self::max_receive_window).
     pub receive_window: u64,
+    /// Ceiling of per-stream receive-window auto-tuning. A stream's window doubles
+    /// whenever a MAX_STREAM_DATA update is due less than two smoothed RTTs after the
+    /// previous one (the window, not the reader, limits the peer). Updates go out each
+    /// half window, so growth stops once half a window takes 2 RTTs to arrive: at up to
+    /// about 4 × the bandwidth-delay product, or this ceiling. Default 16 MiB
+    /// (Chromium's limit): a full window for 1 Gbit/s at 130 ms RTT. A value at or below
+    /// [`stream_receive_window`](Self::stream_receive_window) disables tuning.
+    pub max_stream_receive_window: u64,
+    /// Ceiling of connection-level receive-window auto-tuning (same rule on MAX_DATA;
+    /// the connection window is also kept at least 1.5 × the largest stream window).
+    /// It bounds the data buffered for one connection. Default 24 MiB = 1.5 × the
+    /// stream default (Chromium's limit). A value at or below
+    /// [`receive_window`](Self::receive_window) disables tuning.
+    pub max_receive_window: u64,
     /// Upper bound on buffered, unacknowledged send data per connection.
     pub send_window: u64,
     /// How many bidirectional streams the peer may have open at once.
@@ -88,6 +106,8 @@ impl Default for TransportConfig {
             max_idle_timeout: Some(Duration::from_secs(30)),
             stream_receive_window: 1_250_000,
             receive_window: 15_000_000,
+            max_stream_receive_window: 16 << 20,
+            max_receive_window: 24 << 20,
             send_window: 10_000_000,
             max_concurrent_bidi_streams: 100,
             max_concurrent_uni_streams: 100,
@@ -113,6 +133,8 @@ impl std::fmt::Debug for TransportConfig {
             .field("max_idle_timeout", &self.max_idle_timeout)
             .field("stream_receive_window", &self.stream_receive_window)
             .field("receive_window", &self.receive_window)
+            .field("max_stream_receive_window", &self.max_stream_receive_window)
+            .field("max_receive_window", &self.max_receive_window)
             .field("scheduler", &self.scheduler)
             .field(
                 "max_concurrent_bidi_streams",

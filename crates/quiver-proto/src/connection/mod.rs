@@ -248,6 +248,14 @@ pub struct ConnectionStats {
     pub mtu_probes_lost: u64,
     /// Black holes detected: the path MTU fell back to the base size.
     pub mtu_black_holes: u64,
+    /// Current connection-level receive window: the initial
+    /// [`TransportConfig::receive_window`] until auto-tuning raises it (up to
+    /// [`TransportConfig::max_receive_window`]).
+    pub receive_window: u64,
+    /// Largest per-stream receive window any stream has had: the initial
+    /// [`TransportConfig::stream_receive_window`] until auto-tuning raises one (up to
+    /// [`TransportConfig::max_stream_receive_window`]).
+    pub stream_receive_window: u64,
 }
 
 /// Messages from a connection to its endpoint (CID bookkeeping).
@@ -529,6 +537,8 @@ impl Connection {
         let mut s = self.stats;
         s.cwnd = self.cc.window();
         s.rtt = self.rtt.smoothed();
+        s.receive_window = self.streams.receive_window();
+        s.stream_receive_window = self.streams.largest_stream_receive_window();
         for space in &self.spaces {
             let c = space.sent.counters();
             s.lost_by_packet_threshold += c.by_packet_threshold;
@@ -575,6 +585,11 @@ impl Connection {
         self.path.bytes_received += data.len() as u64;
         self.streams.set_now(now);
         self.process_datagram(now, remote, ecn, data);
+        // Receive-window auto-tuning compares update intervals with the smoothed RTT,
+        // which only changes when ACKs are processed: zero (no tuning) until a sample.
+        if self.rtt.has_sample() {
+            self.streams.set_rtt(self.rtt.smoothed());
+        }
         self.after_input(now);
     }
 
@@ -1051,6 +1066,8 @@ fn streams_config(c: &TransportConfig) -> crate::streams::StreamsConfig {
         max_concurrent_uni: c.max_concurrent_uni_streams,
         stream_receive_window: c.stream_receive_window,
         receive_window: c.receive_window,
+        max_stream_receive_window: c.max_stream_receive_window,
+        max_receive_window: c.max_receive_window,
         send_window: c.send_window,
         scheduler: c.scheduler.clone(),
     }

@@ -27,6 +27,21 @@
 //! when it will never be read (reset, STOP_SENDING). Incoming data is checked against
 //! the limits actually *sent* (not merely queued), as are peer stream ids (§4.6).
 //!
+//! ## Receive-window auto-tuning
+//! The receive windows start at [`StreamsConfig::stream_receive_window`] and
+//! [`StreamsConfig::receive_window`] (the transport parameters) and grow towards the
+//! bandwidth-delay product, as in Chromium's QUIC flow controller: when a window update
+//! (MAX_STREAM_DATA or MAX_DATA, issued once half the window is consumed, §4.2) is due
+//! less than two smoothed RTTs after the previous one for the same stream (or the
+//! connection), the window is what limits the peer, and it is doubled, up to
+//! [`StreamsConfig::max_stream_receive_window`] /
+//! [`StreamsConfig::max_receive_window`], before the new limit is computed. The
+//! connection window is kept at least 1.5 times the largest stream window so one stream
+//! is not held back by it. Windows never shrink, and data beyond the limit actually
+//! advertised is still a FLOW_CONTROL_ERROR, so buffered data stays bounded by the
+//! maxima. The connection reports the smoothed RTT with [`StreamsState::set_rtt`]; until
+//! it does (zero RTT) nothing is tuned.
+//!
 //! ## Stream lifetime
 //! A stream is freed when each half it has is terminal: the sending half acknowledged
 //! (Data Recvd / Reset Recvd) and the receiving half read to the end or its reset seen
@@ -60,7 +75,7 @@ use recv::RecvStream;
 use send::SendStream;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Largest stream count a MAX_STREAMS / STREAMS_BLOCKED frame may carry (RFC 9000 §4.6).
 const MAX_STREAM_COUNT: u64 = 1 << 60;
@@ -72,10 +87,17 @@ pub struct StreamsConfig {
     pub max_concurrent_bidi: u64,
     /// Peer-initiated unidirectional streams that may be open at once.
     pub max_concurrent_uni: u64,
-    /// Per-stream receive window (bytes the peer may send beyond what was read).
+    /// Initial per-stream receive window (bytes the peer may send beyond what was
+    /// read); advertised in the transport parameters.
     pub stream_receive_window: u64,
-    /// Connection-level receive window.
+    /// Initial connection-level receive window; advertised in the transport parameters.
     pub receive_window: u64,
+    /// Ceiling of per-stream receive-window auto-tuning (a value at or below
+    /// `stream_receive_window` disables it). See [`StreamsState::set_rtt`].
+    pub max_stream_receive_window: u64,
+    /// Ceiling of connection-level receive-window auto-tuning (a value at or below
+    /// `receive_window` disables it).
+    pub max_receive_window: u64,
     /// Local cap on written-but-unacknowledged data, summed over all streams.
     pub send_window: u64,
     /// Builds the stream scheduler (the [`crate::sched`] hook); round robin by default.
@@ -89,6 +111,8 @@ impl Default for StreamsConfig {
             max_concurrent_uni: 100,
             stream_receive_window: 1 << 20,
             receive_window: 8 << 20,
+            max_stream_receive_window: 16 << 20,
+            max_receive_window: 24 << 20,
             send_window: 8 << 20,
             scheduler: Arc::new(SchedulerKind::RoundRobin),
         }
@@ -272,6 +296,14 @@ pub struct StreamsState {
     advertised_max_data: u64,
     /// Sum of the highest offsets received over all streams.
     data_recvd: u64,
+    /// Current connection receive window (auto-tuned, never shrinks).
+    receive_window: u64,
+    /// When the last threshold MAX_DATA update was decided (see `maybe_max_data`).
+    max_data_updated: Option<Instant>,
+    /// Largest receive window any stream has had.
+    largest_stream_window: u64,
+    /// Smoothed RTT reported by the connection; zero while unknown (no tuning).
+    rtt: Duration,
     /// Bytes returned to the receive window (read or abandoned).
     data_consumed: u64,
     max_data_pending: bool,
@@ -303,6 +335,11 @@ impl StreamsState {
         let max = VarInt::MAX.into_inner();
         config.stream_receive_window = config.stream_receive_window.min(max);
         config.receive_window = config.receive_window.min(max);
+        // A maximum below the initial window means no tuning.
+        config.max_stream_receive_window = config
+            .max_stream_receive_window
+            .clamp(config.stream_receive_window, max);
+        config.max_receive_window = config.max_receive_window.clamp(config.receive_window, max);
         let local = config.local_limits();
         Self {
             side,
@@ -332,6 +369,10 @@ impl StreamsState {
             local_max_data: local.initial_max_data,
             advertised_max_data: local.initial_max_data,
             data_recvd: 0,
+            receive_window: local.initial_max_data,
+            max_data_updated: None,
+            largest_stream_window: config.stream_receive_window,
+            rtt: Duration::ZERO,
             data_consumed: 0,
             max_data_pending: false,
             max_stream_data_pending: BTreeSet::new(),
@@ -410,6 +451,23 @@ impl StreamsState {
         self.unacked
     }
 
+    /// Current connection-level receive window: [`StreamsConfig::receive_window`] until
+    /// auto-tuning raises it (see the [module docs](self)).
+    pub fn receive_window(&self) -> u64 {
+        self.receive_window
+    }
+
+    /// Largest per-stream receive window any stream has had so far:
+    /// [`StreamsConfig::stream_receive_window`] until auto-tuning raises one.
+    pub fn largest_stream_receive_window(&self) -> u64 {
+        self.largest_stream_window
+    }
+
+    /// Current receive window of a stream, if it exists and has a receiving part.
+    pub fn stream_receive_window(&self, id: StreamId) -> Option<u64> {
+        self.streams.get(&id)?.recv.as_ref().map(|r| r.window)
+    }
+
     /// Whether STREAM frames are waiting to be sent. Flow control is charged at write
     /// time, so buffered data is always sendable.
     pub fn has_pending_data(&self) -> bool {
@@ -484,6 +542,13 @@ impl StreamsState {
         if now > self.now {
             self.now = now;
         }
+    }
+
+    /// Tell the manager the current smoothed RTT (RFC 9002 §5.3); receive-window
+    /// auto-tuning compares the time between window updates with twice this value.
+    /// Zero (the initial value) means unknown and disables tuning. Cheap: a store.
+    pub fn set_rtt(&mut self, rtt: Duration) {
+        self.rtt = rtt;
     }
 
     /// Earliest time at which a stream's deadline may expire (arm a timer for
@@ -825,7 +890,7 @@ impl StreamsState {
         let Some(recv) = self.streams.get_mut(&id).and_then(|s| s.recv.as_mut()) else {
             return Ok(());
         };
-        if limit >= recv.max_data && recv.window_update(true).is_some() {
+        if limit >= recv.max_data && recv.window_update(true, self.now, self.rtt).is_some() {
             self.max_stream_data_pending.insert(id);
         }
         Ok(())
@@ -920,7 +985,12 @@ impl StreamsState {
         let local = self.is_local(id);
         let bidi = id.dir() == Dir::Bi;
         let send = (local || bidi).then(|| SendStream::new(self.initial_send_limit(id)));
-        let recv = (!local || bidi).then(|| RecvStream::new(self.config.stream_receive_window));
+        let recv = (!local || bidi).then(|| {
+            RecvStream::new(
+                self.config.stream_receive_window,
+                self.config.max_stream_receive_window,
+            )
+        });
         let has_send = send.is_some();
         self.streams.insert(id, Stream { send, recv });
         if has_send && !local {
@@ -960,25 +1030,72 @@ impl StreamsState {
             return;
         };
         let released = recv.release();
-        if recv.window_update(false).is_some() {
+        self.data_consumed += released;
+        if recv.window_update(false, self.now, self.rtt).is_some() {
             self.max_stream_data_pending.insert(id);
         }
+        let stream_window = recv.window;
+        if stream_window > self.largest_stream_window {
+            self.largest_stream_window = stream_window;
+            // Keep the connection window at least 1.5 × the largest stream window (as
+            // Chromium does) so that one stream is not held back by the connection.
+            let want = stream_window.saturating_add(stream_window / 2);
+            self.ensure_receive_window(want);
+        }
         if released > 0 {
-            self.data_consumed += released;
             self.maybe_max_data(false);
         }
         self.maybe_free(id);
     }
 
-    /// RFC 9000 §4.2: raise MAX_DATA once more than half the window was consumed.
+    /// RFC 9000 §4.2: raise MAX_DATA once more than half the window was consumed (with
+    /// `force`, whenever the limit can grow). A threshold update due less than two
+    /// smoothed RTTs after the previous one first doubles the window (auto-tuning, see
+    /// the [module docs](self)); forced updates neither tune nor count as updates.
     fn maybe_max_data(&mut self, force: bool) {
-        let window = self.config.receive_window;
+        let available = self.local_max_data.saturating_sub(self.data_consumed);
+        let due = available
+            .checked_mul(2)
+            .is_some_and(|twice| twice < self.receive_window);
+        if due {
+            let last = self.max_data_updated.replace(self.now).unwrap_or(self.now);
+            self.receive_window = recv::tuned_window(
+                self.receive_window,
+                self.config.max_receive_window,
+                last,
+                self.now,
+                self.rtt,
+            );
+        } else {
+            if self.data_consumed > 0 {
+                // The initial window counts as the first update, from the first
+                // consumption on (as in Chromium).
+                self.max_data_updated.get_or_insert(self.now);
+            }
+            if !force {
+                return;
+            }
+        }
+        self.raise_local_max_data();
+    }
+
+    /// Grow the connection receive window to at least `want` (capped by the maximum),
+    /// and advertise the larger limit at once if it grew.
+    fn ensure_receive_window(&mut self, want: u64) {
+        let want = want.min(self.config.max_receive_window);
+        if want > self.receive_window {
+            self.receive_window = want;
+            self.raise_local_max_data();
+        }
+    }
+
+    /// Set the connection limit to consumed + window and queue MAX_DATA if it grew.
+    fn raise_local_max_data(&mut self) {
         let new = self
             .data_consumed
-            .saturating_add(window)
+            .saturating_add(self.receive_window)
             .min(VarInt::MAX.into_inner());
-        let grow = new.saturating_sub(self.local_max_data);
-        if grow > window / 2 || (force && grow > 0) {
+        if new > self.local_max_data {
             self.local_max_data = new;
             self.max_data_pending = true;
         }

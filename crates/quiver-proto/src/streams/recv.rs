@@ -6,6 +6,7 @@ use crate::coding::VarInt;
 use crate::error::TransportError;
 use bytes::Bytes;
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 /// Pieces shorter than this are copied rather than sliced, bounding how much of a
 /// received datagram a few buffered bytes can keep alive.
@@ -153,8 +154,14 @@ pub(crate) struct RecvStream {
     pub(crate) max_data: u64,
     /// Highest limit actually sent to the peer: what incoming data is checked against.
     pub(crate) advertised: u64,
-    /// Receive window size for this stream.
-    window: u64,
+    /// Receive window size for this stream: starts at the initial window and only
+    /// grows, up to `max_window` (auto-tuning, see [`Self::window_update`]).
+    pub(crate) window: u64,
+    /// Ceiling of `window`; equal to the initial window when tuning is off.
+    max_window: u64,
+    /// When the last window update (MAX_STREAM_DATA) was decided; the initial window
+    /// counts as one, from the first time the stream is looked at for an update.
+    last_update: Option<Instant>,
     pub(crate) reset_code: Option<VarInt>,
     /// We sent STOP_SENDING with this code: incoming data is discarded.
     pub(crate) stop_code: Option<VarInt>,
@@ -163,7 +170,9 @@ pub(crate) struct RecvStream {
 }
 
 impl RecvStream {
-    pub(crate) fn new(window: u64) -> Self {
+    /// A receiving part with an initial window of `window` bytes that may auto-tune up
+    /// to `max_window` (values below `window` are taken as `window`: no tuning).
+    pub(crate) fn new(window: u64, max_window: u64) -> Self {
         Self {
             buf: RecvBuffer::new(),
             state: RecvState::Recv,
@@ -172,6 +181,8 @@ impl RecvStream {
             max_data: window,
             advertised: window,
             window,
+            max_window: max_window.max(window),
+            last_update: None,
             reset_code: None,
             stop_code: None,
             credited: 0,
@@ -370,23 +381,67 @@ impl RecvStream {
     }
 
     /// RFC 9000 §4.2: raise MAX_STREAM_DATA once more than half the window has been
-    /// consumed. Returns the new limit to advertise.
-    pub(crate) fn window_update(&mut self, force: bool) -> Option<u64> {
+    /// consumed (or, with `force`, whenever the limit can grow: the peer reported it is
+    /// blocked). Returns the new limit to advertise.
+    ///
+    /// Auto-tuning (the scheme of Chromium's QUIC flow controller): when a threshold
+    /// update is due less than two smoothed RTTs after the previous one, the window,
+    /// not the application, is what limits the peer, so the window is doubled (up to
+    /// its maximum) before the new limit is computed. `rtt` is zero while unknown,
+    /// which disables tuning. Forced updates neither tune nor count as updates: a peer
+    /// blocked on a window the application is not draining says nothing about the
+    /// bandwidth-delay product. The window never shrinks, so neither does the limit.
+    pub(crate) fn window_update(
+        &mut self,
+        force: bool,
+        now: Instant,
+        rtt: Duration,
+    ) -> Option<u64> {
         if self.state != RecvState::Recv || self.stop_code.is_some() {
             return None;
         }
-        let new = self
-            .buf
-            .read_offset()
+        let last = *self.last_update.get_or_insert(now);
+        let read = self.buf.read_offset();
+        let due = self
+            .max_data
+            .saturating_sub(read)
+            .checked_mul(2)
+            .is_some_and(|twice_available| twice_available < self.window);
+        if due {
+            self.last_update = Some(now);
+            self.window = tuned_window(self.window, self.max_window, last, now, rtt);
+        } else if !force {
+            return None;
+        }
+        let new = read
             .saturating_add(self.window)
             .min(VarInt::MAX.into_inner());
-        let grow = new.saturating_sub(self.max_data);
-        if grow > self.window / 2 || (force && grow > 0) {
+        if new > self.max_data {
             self.max_data = new;
             Some(new)
         } else {
             None
         }
+    }
+}
+
+/// The auto-tuned window: `window` doubled (capped at `max`) if the previous update, at
+/// `last`, was less than two smoothed RTTs before `now`; otherwise unchanged. A zero
+/// `rtt` (no sample yet) never tunes.
+pub(crate) fn tuned_window(
+    window: u64,
+    max: u64,
+    last: Instant,
+    now: Instant,
+    rtt: Duration,
+) -> u64 {
+    if rtt.is_zero() || window >= max {
+        return window;
+    }
+    if now.saturating_duration_since(last) < rtt.saturating_mul(2) {
+        window.saturating_mul(2).min(max)
+    } else {
+        window
     }
 }
 
@@ -419,7 +474,7 @@ mod tests {
 
     #[test]
     fn final_size_errors() {
-        let mut s = RecvStream::new(100);
+        let mut s = RecvStream::new(100, 100);
         s.on_data(0, Bytes::from_static(b"abcdef"), false).unwrap();
         // FIN below data received.
         let e = s.on_data(0, Bytes::from_static(b"abc"), true).unwrap_err();
@@ -442,7 +497,7 @@ mod tests {
 
     #[test]
     fn reset_final_size_below_received() {
-        let mut s = RecvStream::new(100);
+        let mut s = RecvStream::new(100, 100);
         s.on_data(10, Bytes::from_static(b"abc"), false).unwrap();
         let e = s.on_reset(VarInt::from_u32(1), 12).unwrap_err();
         assert_eq!(e.code, TransportErrorCode::FINAL_SIZE_ERROR);
@@ -454,7 +509,7 @@ mod tests {
 
     #[test]
     fn stream_flow_control() {
-        let mut s = RecvStream::new(10);
+        let mut s = RecvStream::new(10, 10);
         assert_eq!(
             s.on_data(0, Bytes::from_static(b"0123456789"), false),
             Ok(10)
@@ -469,9 +524,12 @@ mod tests {
         assert_eq!(e.code, TransportErrorCode::FLOW_CONTROL_ERROR);
         // Reading more than half the window raises the limit.
         assert_eq!(s.read(4).unwrap().unwrap().len(), 4);
-        assert_eq!(s.window_update(false), None);
+        assert_eq!(s.window_update(false, Instant::now(), Duration::ZERO), None);
         assert_eq!(s.read(4).unwrap().unwrap().len(), 4);
-        assert_eq!(s.window_update(false), Some(18));
+        assert_eq!(
+            s.window_update(false, Instant::now(), Duration::ZERO),
+            Some(18)
+        );
         assert_eq!(s.release(), 8);
         // Data is checked against the limit actually sent, not the one queued.
         let e = s.on_data(10, Bytes::from_static(b"x"), false).unwrap_err();

@@ -940,17 +940,25 @@ fn report(s: &mut StreamsState, wire: &mut Wire, tick: u64) {
     }
 }
 
-fn loopback(seed: u64, loss: f64) {
+/// `tune`: receive windows auto-tune (a 3-tick RTT, 1 ms per tick) up to 4× / 3×.
+fn loopback(seed: u64, loss: f64, tune: bool) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let cfg = StreamsConfig {
         max_concurrent_bidi: 2,
         max_concurrent_uni: 2,
         stream_receive_window: 4000,
         receive_window: 10_000,
+        max_stream_receive_window: if tune { 16_000 } else { 4000 },
+        max_receive_window: if tune { 30_000 } else { 10_000 },
         send_window: 12_000,
         ..StreamsConfig::default()
     };
     let (mut c, mut s) = pair_with(cfg.clone(), cfg);
+    let start = Instant::now();
+    if tune {
+        c.set_rtt(Duration::from_millis(3));
+        s.set_rtt(Duration::from_millis(3));
+    }
     let mut capp = App::default();
     let mut sapp = App::default();
     for i in 0..7 {
@@ -967,6 +975,9 @@ fn loopback(seed: u64, loss: f64) {
     loop {
         tick += 1;
         assert!(tick < 20_000, "loopback did not converge (seed {seed})");
+        let now = start + Duration::from_millis(tick);
+        c.set_now(now);
+        s.set_now(now);
         capp.step(&mut c, false);
         sapp.step(&mut s, true);
         transmit(&mut c, &mut to_s, &mut rng, tick, loss);
@@ -1005,16 +1016,206 @@ fn loopback(seed: u64, loss: f64) {
     assert_eq!(sapp.finished_events, sapp.outgoing.len());
     assert_eq!(c.unacked(), 0);
     assert_eq!(s.unacked(), 0);
+    for x in [&c, &s] {
+        assert!(x.receive_window() <= 30_000);
+        assert!(x.largest_stream_receive_window() <= 16_000);
+        if !tune {
+            assert_eq!(x.receive_window(), 10_000);
+            assert_eq!(x.largest_stream_receive_window(), 4000);
+        }
+    }
 }
 
 #[test]
 fn loopback_no_loss() {
-    loopback(1, 0.0);
+    loopback(1, 0.0, false);
+    loopback(1, 0.0, true);
 }
 
 #[test]
 fn loopback_lossy_reordered() {
     for seed in 0..12 {
-        loopback(seed, 0.2);
+        loopback(seed, 0.2, false);
+        loopback(seed, 0.2, true);
     }
+}
+
+// ------------------------------------------------------------- receive-window tuning
+
+const RTT: Duration = Duration::from_millis(100);
+
+/// Stream window 1000 tunable up to 8000; a connection window large enough not to
+/// interfere unless `conn`/`max_conn` say otherwise.
+fn tuning_pair(max_stream: u64, conn: u64, max_conn: u64) -> (StreamsState, StreamsState) {
+    let cfg = StreamsConfig {
+        receive_window: conn,
+        max_stream_receive_window: max_stream,
+        max_receive_window: max_conn,
+        ..config()
+    };
+    let (c, mut s) = pair_with(cfg.clone(), cfg);
+    s.set_rtt(RTT);
+    (c, s)
+}
+
+/// One exchange at `t`: the client writes as much of `n` bytes on `id` as flow control
+/// allows, the server receives and reads it all, and its window updates reach the
+/// client. Returns the bytes written.
+fn round(c: &mut StreamsState, s: &mut StreamsState, id: StreamId, n: usize, t: Instant) -> usize {
+    c.set_now(t);
+    s.set_now(t);
+    let w = c.write(id, &vec![7; n]).unwrap_or(0);
+    flush(c, s);
+    read_to_end(s, id);
+    flush(s, c);
+    w
+}
+
+/// Opens a uni stream and delivers 100 bytes at `t0`: the stream's first "update"
+/// time (the initial window counts as one) without a real update being due.
+fn start_stream(c: &mut StreamsState, s: &mut StreamsState, t0: Instant) -> StreamId {
+    let id = c.open(Dir::Uni).unwrap();
+    assert_eq!(round(c, s, id, 100, t0), 100);
+    assert_eq!(s.stream_receive_window(id), Some(1000));
+    id
+}
+
+/// Window updates less than 2 RTT apart double the stream window, up to the maximum;
+/// the larger limits are what the peer is allowed to send.
+#[test]
+fn stream_window_doubles_when_updates_are_fast() {
+    let (mut c, mut s) = tuning_pair(8000, 1 << 20, 1 << 20);
+    let t0 = Instant::now();
+    let id = start_stream(&mut c, &mut s, t0);
+    let mut windows = Vec::new();
+    let mut total = 100;
+    for k in 1..=6 {
+        // 1.5 RTT between updates: the window is the bottleneck.
+        total += round(&mut c, &mut s, id, 1 << 20, t0 + RTT * 3 / 2 * k);
+        windows.push(s.stream_receive_window(id).unwrap());
+        assert!(s.largest_stream_receive_window() <= 8000);
+    }
+    assert_eq!(windows, [2000, 4000, 8000, 8000, 8000, 8000]);
+    // Each round's write was blocked by the limit, the update for the doubled window
+    // went out once half of it was read, so the peer now holds more than half of the
+    // largest window as credit, never more than it.
+    let limit = s.streams[&id].recv.as_ref().unwrap().advertised;
+    let credit = limit - total as u64;
+    assert!(credit > 4000 && credit <= 8000, "credit {credit}");
+    assert_eq!(s.largest_stream_receive_window(), 8000);
+}
+
+/// Updates 2 RTT or more apart leave the window alone.
+#[test]
+fn stream_window_stays_when_updates_are_slow() {
+    let (mut c, mut s) = tuning_pair(8000, 1 << 20, 1 << 20);
+    let t0 = Instant::now();
+    let id = start_stream(&mut c, &mut s, t0);
+    for k in 1..=5 {
+        let w = round(&mut c, &mut s, id, 1 << 20, t0 + RTT * 2 * k);
+        assert!(w > 500 && w <= 1000, "round {k}: wrote {w}");
+        assert_eq!(s.stream_receive_window(id), Some(1000));
+    }
+    assert_eq!(s.largest_stream_receive_window(), 1000);
+    assert_eq!(s.receive_window(), 1 << 20);
+}
+
+/// max == initial, or no RTT sample yet (zero RTT), disables tuning.
+#[test]
+fn no_tuning_without_rtt_or_headroom() {
+    for (max, rtt) in [(1000, RTT), (8000, Duration::ZERO)] {
+        let (mut c, mut s) = tuning_pair(max, 3000, 3000);
+        s.set_rtt(rtt);
+        let t0 = Instant::now();
+        let id = start_stream(&mut c, &mut s, t0);
+        for k in 1..=5 {
+            round(&mut c, &mut s, id, 1 << 20, t0 + RTT / 10 * k);
+            assert_eq!(s.stream_receive_window(id), Some(1000));
+        }
+        assert_eq!(s.receive_window(), 3000);
+    }
+}
+
+/// The connection window follows the stream windows (≥ 1.5 × the largest, capped by
+/// its own maximum) and the larger limit is advertised at once, so a single stream is
+/// never held back by the connection.
+#[test]
+fn connection_window_follows_stream_window() {
+    let (mut c, mut s) = tuning_pair(8000, 3000, 100_000);
+    let t0 = Instant::now();
+    let id = start_stream(&mut c, &mut s, t0);
+    for k in 1..=6 {
+        round(&mut c, &mut s, id, 1 << 20, t0 + RTT * 3 / 2 * k);
+        let stream = s.largest_stream_receive_window();
+        assert!(
+            s.receive_window() >= stream * 3 / 2,
+            "round {k}: connection {} < 1.5 × stream {stream}",
+            s.receive_window()
+        );
+        assert!(s.receive_window() <= 100_000);
+    }
+    assert_eq!(s.largest_stream_receive_window(), 8000);
+    // Connection credit never limited the stream: a write is cut short by the
+    // stream's own limit with connection credit to spare.
+    assert!(c.write(id, &[7; 1 << 20]).unwrap() > 4000);
+    let send = c.streams[&id].send.as_ref().unwrap();
+    assert_eq!(send.stream_credit(), 0);
+    assert!(c.peer_max_data - c.data_sent >= 4000);
+    // Capped by the connection maximum.
+    let (mut c, mut s) = tuning_pair(8000, 3000, 5000);
+    let id = start_stream(&mut c, &mut s, t0);
+    for k in 1..=6 {
+        round(&mut c, &mut s, id, 1 << 20, t0 + RTT * 3 / 2 * k);
+    }
+    assert_eq!(s.receive_window(), 5000);
+}
+
+/// MAX_DATA updates less than 2 RTT apart double the connection window by themselves
+/// (many streams, none of whose windows grows), up to its maximum.
+#[test]
+fn connection_window_doubles_when_updates_are_fast() {
+    let (mut c, mut s) = tuning_pair(1000, 2000, 7000);
+    let t0 = Instant::now();
+    let mut history = Vec::new();
+    for k in 0..12u32 {
+        // A fresh stream every round: each carries at most its 1000-byte window.
+        let t = t0 + RTT / 2 * k;
+        let a = c.open(Dir::Uni).unwrap();
+        let b = c.open(Dir::Uni).unwrap();
+        round(&mut c, &mut s, a, 1000, t);
+        round(&mut c, &mut s, b, 1000, t);
+        history.push(s.receive_window());
+        // Finished streams free their credit.
+        c.finish(a).unwrap();
+        c.finish(b).unwrap();
+        flush(&mut c, &mut s);
+        read_to_end(&mut s, a);
+        read_to_end(&mut s, b);
+        flush(&mut s, &mut c);
+    }
+    assert!(history.windows(2).all(|w| w[0] <= w[1]), "{history:?}");
+    assert_eq!(*history.last().unwrap(), 7000, "{history:?}");
+    assert!(history.contains(&4000), "{history:?}");
+    assert_eq!(s.largest_stream_receive_window(), 1000);
+}
+
+/// A grown window is not a licence to send: data beyond the limit actually advertised
+/// is still a FLOW_CONTROL_ERROR (RFC 9000 §4.1).
+#[test]
+fn tuned_window_still_enforces_advertised_limit() {
+    let (mut c, mut s) = tuning_pair(8000, 3000, 100_000);
+    let t0 = Instant::now();
+    let id = start_stream(&mut c, &mut s, t0);
+    s.set_now(t0 + RTT);
+    // The peer sends up to the advertised 1000; reading it makes an update due, and
+    // the window doubles, but the new limit is only queued.
+    s.on_stream_frame(id, 100, Bytes::from(vec![1; 900]), false)
+        .unwrap();
+    read_to_end(&mut s, id);
+    assert_eq!(s.stream_receive_window(id), Some(2000));
+    assert!(s.has_pending_control());
+    assert_eq!(
+        code_of(s.on_stream_frame(id, 1000, Bytes::from_static(b"x"), false)),
+        TransportErrorCode::FLOW_CONTROL_ERROR
+    );
 }
