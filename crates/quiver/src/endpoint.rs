@@ -192,9 +192,7 @@ impl Endpoint {
 
     /// The shard that takes the next client connection.
     fn next_shard(&self) -> &Arc<Shared> {
-        let i = self
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         &self.shards[i % self.shards.len()]
     }
 
@@ -265,9 +263,7 @@ impl Endpoint {
     /// The next incoming connection whose handshake completed; `None` once the endpoint
     /// is closed.
     pub async fn accept(&self) -> Option<Connection> {
-        let start = self
-            .next
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let start = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         poll_fn(|cx| {
             let n = self.shards.len();
             let mut open = false;

@@ -63,7 +63,10 @@ async fn sharded_server_and_client_spread_connections() {
     within(client.wait_idle()).await;
     server.close(0u32.into(), b"bye");
     within(server.wait_idle()).await;
-    assert!(within(server.accept()).await.is_none(), "closed: no accepts");
+    assert!(
+        within(server.accept()).await.is_none(),
+        "closed: no accepts"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

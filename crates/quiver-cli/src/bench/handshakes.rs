@@ -315,6 +315,8 @@ struct IdleSample {
 #[derive(Debug, serde::Serialize)]
 struct Report {
     cores: usize,
+    /// Shards of each quiver endpoint (server and client).
+    quiver_shards: usize,
     server_isolation: &'static str,
     cipher_suite: &'static str,
     handshake: &'static str,
@@ -594,6 +596,7 @@ pub fn run(args: HandshakesArgs) -> anyhow::Result<i32> {
     };
     let report = Report {
         cores,
+        quiver_shards: args.tuning().shards,
         server_isolation: "child process per stack",
         cipher_suite: "TLS13_AES_128_GCM_SHA256",
         handshake: "full TLS 1.3 (no resumption), ECDSA P-256 certificate",
@@ -723,6 +726,13 @@ fn print_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         r.mtu,
         ByteSize(r.window),
         r.idle_timeout_s
+    )?;
+    writeln!(
+        out,
+        "quiver endpoints (server and client): {} shard{} (one driver task and socket each); \
+         quinn: one endpoint, a task per connection",
+        r.quiver_shards,
+        if r.quiver_shards == 1 { "" } else { "s" }
     )?;
     writeln!(out)?;
     writeln!(

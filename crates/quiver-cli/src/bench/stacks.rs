@@ -11,7 +11,8 @@
 //! - every handshake a full one: servers issue no session tickets and clients keep no
 //!   session cache (quiver has no resumption yet; rustls would otherwise let quinn's
 //!   clients resume);
-//! - equal stream, connection and send windows, and equal idle timeouts;
+//! - equal stream, connection and send windows (Quiver's receive-window auto-tuning
+//!   off: quinn has none), and equal idle timeouts;
 //! - a fixed UDP payload size on both sides: both stacks' path MTU discovery is switched
 //!   off and both start (and stay) at the same `initial_mtu`; or, with [`Tuning::pmtud`],
 //!   both start at their default initial MTU (1200 bytes each) and run path MTU discovery
@@ -131,6 +132,9 @@ fn quiver_transport(t: Tuning) -> Arc<quiver::TransportConfig> {
     Arc::new(quiver::TransportConfig {
         stream_receive_window: t.window,
         receive_window: t.window,
+        // Fixed windows like quinn's (which does not auto-tune): like for like.
+        max_stream_receive_window: t.window,
+        max_receive_window: t.window,
         send_window: t.window,
         initial_mtu,
         mtu_discovery,
