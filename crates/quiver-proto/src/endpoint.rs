@@ -352,13 +352,7 @@ impl Endpoint {
         self.refresh();
         // A connection whose deadline passed may send (a pacing delay ended) even if the
         // caller has not fired its timer yet.
-        let mut due = std::mem::take(&mut self.scratch);
-        due.extend(
-            self.timers
-                .iter()
-                .take_while(|(t, _)| *t <= now)
-                .map(|&(_, h)| h),
-        );
+        let mut due = self.take_due(now);
         for h in due.drain(..) {
             self.mark_send_ready(h);
         }
@@ -390,13 +384,7 @@ impl Endpoint {
     /// Fire expired timers, and free connections that are drained.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.refresh();
-        let mut due = std::mem::take(&mut self.scratch);
-        due.extend(
-            self.timers
-                .iter()
-                .take_while(|(t, _)| *t <= now)
-                .map(|&(_, h)| h),
-        );
+        let mut due = self.take_due(now);
         for &h in &due {
             if let Some(slot) = self.connections.get_mut(&h) {
                 slot.conn.handle_timeout(now);
@@ -478,6 +466,20 @@ impl Endpoint {
                 self.timers.remove(&(t, h.0));
             }
         }
+    }
+
+    /// The connections whose deadline is at or before `now`, in the reused scratch buffer
+    /// (hand it back through `self.scratch` when done).
+    fn take_due(&mut self, now: Instant) -> Vec<usize> {
+        let mut due = std::mem::take(&mut self.scratch);
+        due.clear();
+        due.extend(
+            self.timers
+                .iter()
+                .take_while(|(t, _)| *t <= now)
+                .map(|&(_, h)| h),
+        );
+        due
     }
 
     /// Route `cid` to `h`.

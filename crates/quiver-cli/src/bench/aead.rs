@@ -380,17 +380,13 @@ pub fn run(args: AeadArgs) -> anyhow::Result<i32> {
         cases: cases.iter().map(|&c| summarize(c, &samples)).collect(),
         samples,
     };
-    if let Some(path) = &args.csv {
-        write_csv(path, &report.samples).with_context(|| format!("writing {}", path.display()))?;
-    }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        print_table(&mut out, &report)?;
-    }
-    Ok(0)
+    super::emit(
+        &report,
+        args.csv.as_deref(),
+        args.json,
+        |path| write_csv(path, &report.samples),
+        print_table,
+    )
 }
 
 fn write_csv(path: &std::path::Path, samples: &[Sample]) -> std::io::Result<()> {

@@ -616,17 +616,13 @@ pub fn run(args: HandshakesArgs) -> anyhow::Result<i32> {
         idle_bytes_ratio_quiver_over_quinn: idle_ratio,
         rate_samples,
     };
-    if let Some(path) = &args.csv {
-        write_csv(path, &report).with_context(|| format!("writing {}", path.display()))?;
-    }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        print_table(&mut out, &report)?;
-    }
-    Ok(0)
+    super::emit(
+        &report,
+        args.csv.as_deref(),
+        args.json,
+        |path| write_csv(path, &report),
+        print_table,
+    )
 }
 
 fn warn_incomplete(what: &str, failed: u32, timed_out: bool, first_error: Option<&str>) {

@@ -158,6 +158,29 @@ pub struct ServeArgs {
     pub shards: u64,
 }
 
+/// Write `report` as CSV to `csv` (if given) with `write_csv`, then print it on stdout as
+/// JSON (`json`) or with `print_table`; exit code 0.
+pub(crate) fn emit<R: serde::Serialize>(
+    report: &R,
+    csv: Option<&std::path::Path>,
+    json: bool,
+    write_csv: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
+    print_table: impl FnOnce(&mut std::io::StdoutLock<'static>, &R) -> std::io::Result<()>,
+) -> anyhow::Result<i32> {
+    use std::io::Write;
+    if let Some(path) = csv {
+        write_csv(path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, report)?;
+        writeln!(out)?;
+    } else {
+        print_table(&mut out, report)?;
+    }
+    Ok(0)
+}
+
 /// Run a bench sub-command; returns the process exit code.
 pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
     match cmd {

@@ -442,17 +442,13 @@ pub fn run(args: ThroughputArgs) -> anyhow::Result<i32> {
         pairs: summaries,
         samples,
     };
-    if let Some(path) = &args.csv {
-        write_csv(path, &report.samples).with_context(|| format!("writing {}", path.display()))?;
-    }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        print_table(&mut out, &report)?;
-    }
-    Ok(0)
+    super::emit(
+        &report,
+        args.csv.as_deref(),
+        args.json,
+        |path| write_csv(path, &report.samples),
+        print_table,
+    )
 }
 
 /// `value` with `decimals` decimals, or empty when absent.
