@@ -386,9 +386,24 @@ impl Ack {
         max_size: usize,
         buf: &mut B,
     ) -> usize {
-        let Some(first) = received.peek_max() else {
+        Self::encode_from_descending(delay, received.iter().rev(), ecn, max_size, buf)
+    }
+
+    /// Like [`encode_from_ranges`](Self::encode_from_ranges), from disjoint ranges given
+    /// largest first (as an ACK tracker keeps them): no intermediate set is built.
+    pub fn encode_from_descending<B: BufMut>(
+        delay: u64,
+        descending: impl Iterator<Item = Range<u64>> + Clone,
+        ecn: Option<&EcnCounts>,
+        max_size: usize,
+        buf: &mut B,
+    ) -> usize {
+        let Some(first) = descending.clone().next() else {
             return 0;
         };
+        if first.start >= first.end {
+            return 0;
+        }
         let largest = first.end - 1;
         let first_range = largest - first.start;
         // Everything except the ACK Range Count field and the additional ranges.
@@ -408,7 +423,7 @@ impl Ack {
         let mut count = 0usize;
         let mut ranges_len = 0usize;
         let mut prev_start = first.start;
-        for r in received.iter().rev().skip(1) {
+        for r in descending.clone().skip(1) {
             let (g, l) = fields(prev_start, &r);
             let add = size_of_varint(g) + size_of_varint(l);
             let total = base + size_of_varint(count as u64 + 1) + ranges_len + add;
@@ -429,7 +444,7 @@ impl Ack {
         buf.put_var(count as u64);
         buf.put_var(first_range);
         let mut prev_start = first.start;
-        for r in received.iter().rev().skip(1).take(count) {
+        for r in descending.skip(1).take(count) {
             let (g, l) = fields(prev_start, &r);
             buf.put_var(g);
             buf.put_var(l);

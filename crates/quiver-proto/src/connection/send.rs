@@ -9,7 +9,6 @@ use super::spaces::SentFrames;
 use super::{CloseFrame, Connection, State, Timer, Transmit};
 use crate::frame::{self, Frame};
 use crate::packet::{Header, LongType, PacketNumber};
-use crate::range_set::RangeSet;
 use crate::recovery::SentPacket;
 use crate::shared::Epoch;
 use bytes::Bytes;
@@ -391,11 +390,7 @@ impl Connection {
         sent: &mut SentFrames,
     ) {
         let space = &mut self.spaces[space_idx];
-        let mut ranges = RangeSet::new();
-        for r in space.acks.ranges() {
-            ranges.insert(r);
-        }
-        let Some(largest) = ranges.max() else {
+        let Some(largest) = space.acks.ranges().next().map(|r| r.end.saturating_sub(1)) else {
             return;
         };
         let exponent = if epoch == Epoch::Data {
@@ -410,7 +405,8 @@ impl Connection {
             ce: e.ce,
         });
         let room = payload_end.saturating_sub(buf.len());
-        let written = frame::Ack::encode_from_ranges(delay, &ranges, ecn.as_ref(), room, buf);
+        let written =
+            frame::Ack::encode_from_descending(delay, space.acks.ranges(), ecn.as_ref(), room, buf);
         if written > 0 {
             space.acks.on_ack_sent(largest);
             sent.largest_acked_in_ack = Some(largest);

@@ -85,7 +85,7 @@ impl Ranges {
         self.map.iter().next_back().map(|(_, &e)| e - 1)
     }
 
-    fn iter_rev(&self) -> impl Iterator<Item = Range<u64>> + '_ {
+    fn iter_rev(&self) -> impl Iterator<Item = Range<u64>> + Clone + '_ {
         self.map.iter().rev().map(|(&s, &e)| s..e)
     }
 }
@@ -284,7 +284,7 @@ impl AckTracker {
     }
 
     /// The ranges to report, newest first, at most the configured limit (default 64).
-    pub fn ranges(&self) -> impl Iterator<Item = Range<u64>> + '_ {
+    pub fn ranges(&self) -> impl Iterator<Item = Range<u64>> + Clone + '_ {
         self.to_ack.iter_rev()
     }
 

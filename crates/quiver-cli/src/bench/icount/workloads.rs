@@ -15,7 +15,6 @@ use quiver_proto::coding::BufMutExt;
 use quiver_proto::crypto::{CipherSuiteSelection, KeyChange, Keys, TlsSession};
 use quiver_proto::frame::{self, Frame};
 use quiver_proto::packet::{Header, PacketNumber, PartialDecode};
-use quiver_proto::range_set::RangeSet;
 use quiver_proto::recovery::{AckTracker, LossSpace, RttEstimator, SentPacket};
 use quiver_proto::{ConnectionId, StreamId};
 use std::hint::black_box;
@@ -518,8 +517,8 @@ impl AckRecv {
 }
 
 /// A receiver's ACK tracker holding 100 ranges; each operation writes the ACK frame the
-/// way the connection's `write_ack` does (ranges into a [`RangeSet`], then
-/// [`frame::Ack::encode_from_ranges`]).
+/// way the connection's `write_ack` does (straight from the tracker's ranges, largest
+/// first, with [`frame::Ack::encode_from_descending`]).
 struct AckEncode {
     now: Instant,
     acks: AckTracker,
@@ -555,12 +554,14 @@ impl AckEncode {
         let mut sum = 0u64;
         for _ in 0..iters {
             self.buf.clear();
-            let mut ranges = RangeSet::new();
-            for r in self.acks.ranges() {
-                ranges.insert(r);
-            }
             let delay = (self.acks.ack_delay(self.now).as_micros() as u64) >> 3;
-            let written = frame::Ack::encode_from_ranges(delay, &ranges, None, 1400, &mut self.buf);
+            let written = frame::Ack::encode_from_descending(
+                delay,
+                self.acks.ranges(),
+                None,
+                1400,
+                &mut self.buf,
+            );
             ensure!(written > 0, "ACK did not fit");
             sum = sum.wrapping_add(black_box(written) as u64);
         }
