@@ -19,7 +19,10 @@
 //! - [`Endpoint::server`] and [`Endpoint::client`] ask the kernel for
 //!   [`SOCKET_BUFFER_SIZE`] socket buffers; [`Endpoint::new`] uses a socket as given.
 //! - One driver task drives all connections of an endpoint: protocol work (packet
-//!   protection included) of one endpoint runs on one core at a time.
+//!   protection included) of one endpoint runs on one core at a time. To use more cores
+//!   for many connections, [`Endpoint::server_sharded`] / [`Endpoint::client_sharded`]
+//!   run several shards (socket, core endpoint, driver task each) behind one `Endpoint`
+//!   (see the trade-off in [`Endpoint`]'s docs).
 //!
 //! ## Extension points
 //! Behaviour is configured, not patched: congestion control, connection-ID generation and
