@@ -9,7 +9,8 @@
 //!    (`handle_timeout`), prepare up to [`SEND_BATCH`] transmits (`poll_transmit`,
 //!    several equal-size datagrams each where the kernel supports GSO), route
 //!    `poll_event` events to the tasks waiting for them;
-//! 4. wake those tasks after unlocking, and send the prepared transmits.
+//! 4. after unlocking, send the prepared transmits, then wake those tasks; if it woke
+//!    any, yield before the next round (see below).
 //!
 //! The lock is held only for protocol work, never across a syscall, so application
 //! tasks (writing, reading, opening streams) run in parallel with the socket I/O on
@@ -20,7 +21,10 @@
 //! When nothing is left, the task sleeps until the socket is readable (or writable, if
 //! a send was refused), an application call changed something (`Shared::notify`), or
 //! the core's next deadline. Work per wake-up is bounded ([`ROUNDS`]) so that a busy
-//! endpoint yields to other tasks.
+//! endpoint yields to other tasks. A round that woke tasks also ends the wake-up: tokio
+//! puts the first task a worker wakes into that worker's LIFO slot, which other workers
+//! cannot steal, so without yielding an application task (a `Connecting`, a reader)
+//! waited for up to [`ROUNDS`] more rounds of protocol work while the other core idled.
 
 use crate::state::{wake, Shared, State};
 use quiver_proto::connection::Transmit;
@@ -145,11 +149,13 @@ impl Io {
                 let outcome = self.process(&mut st, now, send_blocked, max_segments);
                 (outcome, st.take_wakes())
             };
-            // 4. Outside the lock again.
-            wake(wakes);
+            // 4. Outside the lock again: send first, so that the peer can work on
+            // the answer while the woken tasks run.
+            let woke = !wakes.is_empty();
             let (more_to_send, deadline) = match outcome {
                 Round::Exit => {
                     self.flush(shared);
+                    wake(wakes);
                     return Step::Exit;
                 }
                 Round::Done {
@@ -158,8 +164,15 @@ impl Io {
                 } => (more_to_send, deadline),
             };
             let send_blocked = !self.flush(shared);
+            wake(wakes);
             if !more_to_read && (!more_to_send || send_blocked) {
                 return Step::Wait(deadline);
+            }
+            if woke {
+                // The first task woken from this worker sits in its LIFO slot, which
+                // no other worker may steal: yield so that it runs now rather than
+                // after up to ROUNDS more rounds of protocol work.
+                return Step::Again;
             }
         }
         Step::Again
