@@ -65,9 +65,10 @@ pub struct HandshakesArgs {
     /// Idle connections per client endpoint (UDP socket) of the memory measurement.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub per_endpoint: u32,
-    /// Shards of each quiver endpoint, server and client (`Endpoint::server_sharded`,
-    /// `client_sharded`), so that its protocol work uses that many cores; default: the
-    /// number of cores. quinn drives each connection from its own task instead.
+    /// Shards of the quiver server endpoint (`Endpoint::server_sharded`), so that its
+    /// protocol work uses that many cores; default: the number of cores. Quiver client
+    /// endpoints get 4 shards (local ports) per server shard. quinn drives each
+    /// connection from its own task instead.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub shards: Option<u64>,
     /// Number of runs of the rate phase; each run measures every stack once.
@@ -96,7 +97,16 @@ fn default_shards() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Client endpoint shards (local ports) per server shard.
+const CLIENT_PORTS_PER_SHARD: usize = 4;
+
 impl HandshakesArgs {
+    /// Shards of the quiver server endpoint.
+    fn server_shards(&self) -> usize {
+        self.shards
+            .map_or_else(default_shards, |n| usize::try_from(n).unwrap_or(1))
+    }
+
     /// Settings both stacks get: the idle timeout outlasts any phase (twice `--timeout`
     /// plus a minute) so that idle connections stay open while they are measured.
     fn tuning(&self) -> Tuning {
@@ -105,9 +115,10 @@ impl HandshakesArgs {
             mtu: self.mtu,
             pmtud: false,
             idle_timeout: Duration::from_secs(2 * self.timeout + 60),
-            shards: self
-                .shards
-                .map_or_else(default_shards, |n| usize::try_from(n).unwrap_or(1)),
+            shards: self.server_shards(),
+            // Several client ports per server shard: with as many ports as shards, the
+            // kernel's hash puts all of them on one server shard about half the time.
+            client_shards: CLIENT_PORTS_PER_SHARD * self.server_shards(),
         }
     }
 }
@@ -315,8 +326,10 @@ struct IdleSample {
 #[derive(Debug, serde::Serialize)]
 struct Report {
     cores: usize,
-    /// Shards of each quiver endpoint (server and client).
+    /// Shards of the quiver server endpoint.
     quiver_shards: usize,
+    /// Shards (local ports) of each quiver client endpoint.
+    quiver_client_shards: usize,
     server_isolation: &'static str,
     cipher_suite: &'static str,
     handshake: &'static str,
@@ -597,6 +610,7 @@ pub fn run(args: HandshakesArgs) -> anyhow::Result<i32> {
     let report = Report {
         cores,
         quiver_shards: args.tuning().shards,
+        quiver_client_shards: args.tuning().client_shards,
         server_isolation: "child process per stack",
         cipher_suite: "TLS13_AES_128_GCM_SHA256",
         handshake: "full TLS 1.3 (no resumption), ECDSA P-256 certificate",
@@ -725,10 +739,11 @@ fn print_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     )?;
     writeln!(
         out,
-        "quiver endpoints (server and client): {} shard{} (one driver task and socket each); \
-         quinn: one endpoint, a task per connection",
+        "quiver: server endpoint of {} shard{}, client endpoints of {} (one driver task and \
+         socket each); quinn: one endpoint, a task per connection",
         r.quiver_shards,
-        if r.quiver_shards == 1 { "" } else { "s" }
+        if r.quiver_shards == 1 { "" } else { "s" },
+        r.quiver_client_shards
     )?;
     writeln!(out)?;
     writeln!(

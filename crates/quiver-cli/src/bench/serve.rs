@@ -26,6 +26,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<i32> {
         pmtud: args.pmtud,
         idle_timeout: Duration::from_secs(args.idle_timeout),
         shards: usize::try_from(args.shards).unwrap_or(1),
+        client_shards: 1,
     };
     let server = Server::bind(args.stack, tuning, certs, key)?;
     let port = server.local_addr()?.port();

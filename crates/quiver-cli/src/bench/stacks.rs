@@ -78,6 +78,10 @@ pub struct Tuning {
     /// `client_sharded`): how many cores its protocol work may use. quinn needs no
     /// equivalent: it drives each connection from its own task.
     pub shards: usize,
+    /// Shards of each quiver client endpoint: one local port each, so a sharded server
+    /// (whose kernel picks the shard by hashing the client's address and port) sees
+    /// several clients, as it would in deployment.
+    pub client_shards: usize,
 }
 
 /// The one cipher-suite provider both stacks get: ring, AES-128-GCM only.
@@ -350,7 +354,7 @@ impl Client {
             Stack::Quiver => {
                 let mut config = quiver::ClientConfig::new(Arc::new(tls));
                 config.transport = quiver_transport(tuning);
-                let endpoint = quiver::Endpoint::client_sharded(loopback(), tuning.shards)
+                let endpoint = quiver::Endpoint::client_sharded(loopback(), tuning.client_shards)
                     .context("quiver client endpoint")?;
                 Client::Quiver { endpoint, config }
             }

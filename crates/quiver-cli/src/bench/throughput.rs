@@ -91,6 +91,7 @@ impl Scenario {
             idle_timeout: stacks::DEFAULT_IDLE_TIMEOUT,
             // One connection: a single shard (shards spread connections, not packets).
             shards: 1,
+            client_shards: 1,
         }
     }
 }
