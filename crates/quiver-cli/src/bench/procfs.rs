@@ -90,6 +90,9 @@ impl CpuMark {
     }
 }
 
+/// Linux `ESRCH`: reading a file of a task that has just exited.
+const ESRCH: i32 = 3;
+
 /// Nanoseconds each live thread of process `pid` has run (first field of
 /// `/proc/<pid>/task/<tid>/schedstat`), by thread id. A thread that exits while the
 /// directory is read is skipped.
@@ -97,7 +100,9 @@ pub fn thread_run_times(pid: u32) -> anyhow::Result<BTreeMap<u32, u64>> {
     let dir = format!("/proc/{pid}/task");
     let mut times = BTreeMap::new();
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
-        let entry = entry.with_context(|| format!("reading {dir}"))?;
+        let Ok(entry) = entry else {
+            continue; // the thread went away while the directory was read
+        };
         let Some(tid) = entry
             .file_name()
             .to_str()
@@ -112,8 +117,10 @@ pub fn thread_run_times(pid: u32) -> anyhow::Result<BTreeMap<u32, u64>> {
                     .with_context(|| format!("unexpected format of {}", path.display()))?;
                 times.insert(tid, ns);
             }
-            // The thread exited between listing and reading.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // The thread exited between listing and reading: NotFound, or ESRCH ("No
+            // such process") when its directory is still listed but the task is gone.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(ESRCH) => {}
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         }
     }
