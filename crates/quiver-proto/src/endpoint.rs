@@ -394,7 +394,6 @@ impl Endpoint {
         }
         due.clear();
         self.scratch = due;
-        self.refresh();
     }
 
     /// Next application event of any connection. Drained connections whose events

@@ -190,6 +190,20 @@ impl Endpoint {
         })
     }
 
+    /// Apply `f` to every shard's state, then wake the tasks it woke and the shard's
+    /// driver (so that whatever `f` queued gets sent).
+    fn each_shard(&self, mut f: impl FnMut(&mut State)) {
+        for shared in self.shards.iter() {
+            let wakes = {
+                let mut st = shared.lock();
+                f(&mut st);
+                st.take_wakes()
+            };
+            wake(wakes);
+            shared.wake_driver();
+        }
+    }
+
     /// The shard that takes the next client connection.
     fn next_shard(&self) -> &Arc<Shared> {
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -212,18 +226,14 @@ impl Endpoint {
 
     /// The configuration used by [`connect`](Self::connect).
     pub fn set_default_client_config(&self, config: ClientConfig) {
-        for shared in self.shards.iter() {
-            shared.lock().default_client_config = Some(config.clone());
-        }
+        self.each_shard(|st| st.default_client_config = Some(config.clone()));
     }
 
     /// Replace (or, with `None`, remove) the server configuration. Existing connections
     /// are unaffected.
     pub fn set_server_config(&self, config: Option<ServerConfig>) {
         let config = config.map(Arc::new);
-        for shared in self.shards.iter() {
-            shared.lock().proto.set_server_config(config.clone());
-        }
+        self.each_shard(|st| st.proto.set_server_config(config.clone()));
     }
 
     /// Connect to `addr` with the default client configuration, verifying the server's
@@ -302,15 +312,7 @@ impl Endpoint {
     /// accepting new ones. Use [`wait_idle`](Self::wait_idle) to let the closes reach
     /// the peers before dropping the runtime.
     pub fn close(&self, code: VarInt, reason: &[u8]) {
-        for shared in self.shards.iter() {
-            let wakes = {
-                let mut st = shared.lock();
-                st.close_all(code, reason);
-                st.take_wakes()
-            };
-            wake(wakes);
-            shared.wake_driver();
-        }
+        self.each_shard(|st| st.close_all(code, reason));
     }
 
     /// Wait until the endpoint has no connection left (all closed and drained).
@@ -335,10 +337,7 @@ impl Endpoint {
 
     /// Number of connections the core holds (handshaking, established or draining).
     pub fn open_connections(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().proto.connection_count())
-            .sum()
+        self.shard_connections().iter().sum()
     }
 }
 
@@ -356,17 +355,11 @@ impl Clone for Endpoint {
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        for shared in self.shards.iter() {
-            let wakes = {
-                let mut st = shared.lock();
-                st.endpoint_refs = st.endpoint_refs.saturating_sub(1);
-                if st.endpoint_refs == 0 {
-                    st.endpoint_released();
-                }
-                st.take_wakes()
-            };
-            wake(wakes);
-            shared.wake_driver();
-        }
+        self.each_shard(|st| {
+            st.endpoint_refs = st.endpoint_refs.saturating_sub(1);
+            if st.endpoint_refs == 0 {
+                st.endpoint_released();
+            }
+        });
     }
 }
