@@ -72,16 +72,11 @@ fn classes_rejects_a_bad_mix_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Whether `--emulated` can run here; prints why not when it cannot.
+/// Whether `--emulated` can run here: skips (prints why) or, under
+/// `QUIVER_REQUIRE_PRIVILEGED`, fails when it cannot.
 #[cfg(target_os = "linux")]
 fn emulation_available(test: &str) -> bool {
-    match quiver_netem::emu::check_environment() {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("skipping {test}: link emulation unavailable: {e}");
-            false
-        }
-    }
+    quiver_netem::emu::privileged_test(test)
 }
 
 /// Runs `quiver` and checks that it left no namespace of its own behind.

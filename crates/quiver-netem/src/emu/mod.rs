@@ -20,7 +20,9 @@
 //!   (including a tokio runtime's) live in that node's namespace.
 //!
 //! Everything needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN) and `ip`/`tc` from iproute2;
-//! [`check_environment`] says what is missing.
+//! [`check_environment`] says what is missing. Tests that need all this call
+//! [`privileged_test`]: it skips them where privileges are missing, unless
+//! [`REQUIRE_PRIVILEGED_VAR`] is set (CI), where it fails them.
 //!
 //! # Clean-up
 //!
@@ -46,6 +48,7 @@
 mod cmd;
 mod config;
 mod error;
+mod privileged;
 mod shell;
 mod sys;
 mod topology;
@@ -58,6 +61,7 @@ mod tests;
 pub use cmd::check_environment;
 pub use config::parse_topology;
 pub use error::{EmuError, Result};
+pub use privileged::{privileged_test, probe_namespaces, required, REQUIRE_PRIVILEGED_VAR};
 pub use shell::Shell;
 pub use topology::{
     cleanup_stale, list_netns, list_root_links, Endpoint, IfAddr, Interface, LinkSpec, Topology,

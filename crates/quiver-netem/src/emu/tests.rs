@@ -1,5 +1,6 @@
 //! Tests on real namespaces. They need root; each first tries to create a namespace and
-//! skips (printing why) only if that is impossible. Every test asserts at the end that
+//! skips (printing why) only if that is impossible — or fails, under
+//! `QUIVER_REQUIRE_PRIVILEGED=1` (CI). Every test asserts at the end that
 //! nothing it created is left, also when its measurements fail.
 
 use std::collections::BTreeSet;
@@ -13,20 +14,11 @@ use std::time::{Duration, Instant};
 use super::cmd::run;
 use super::*;
 
-/// Ok if namespaces can be created here; otherwise the reason to skip.
-fn namespaces_available() -> std::result::Result<(), String> {
-    check_environment().map_err(|e| e.to_string())?;
-    let probe = format!("{PREFIX}-{}-probe", std::process::id());
-    run("ip", &["netns", "add", &probe])
-        .map_err(|e| format!("cannot create a network namespace: {e}"))?;
-    let _ = run("ip", &["netns", "del", &probe]);
-    Ok(())
-}
-
+/// Returns from the test unless namespaces can be created here (see
+/// [`privileged_test`]: skips, or fails under `QUIVER_REQUIRE_PRIVILEGED`).
 macro_rules! require_namespaces {
-    () => {
-        if let Err(why) = namespaces_available() {
-            eprintln!("SKIPPED: {why}");
+    ($test:literal) => {
+        if !privileged_test($test) {
             return;
         }
     };
@@ -228,7 +220,7 @@ fn two_nodes(params: LinkParams) -> TopologySpec {
 /// The headline test: a 3G link (5 Mbit/s, 25 ms each way, 0.5% loss each way).
 #[test]
 fn udp_across_3g_link() {
-    require_namespaces!();
+    require_namespaces!("udp_across_3g_link");
     let t_start = Instant::now();
     let topo = Topology::up(&two_nodes(Profile::ThreeG.params())).expect("topology up");
     let ((rtts, goodput, loss_ab, loss_ba), report) = with_topology(topo, |topo| {
@@ -320,7 +312,7 @@ fn udp_across_3g_link() {
 /// Three nodes on a bridge; RTT across two access links; clean-up when the body panics.
 #[test]
 fn bridge_topology_and_cleanup_on_panic() {
-    require_namespaces!();
+    require_namespaces!("bridge_topology_and_cleanup_on_panic");
     let spec = parse_topology(
         "node c1 c2 c3\nbridge lan\nlink c1 lan delay=5ms\nlink c2 lan delay=5ms jitter=1ms\nlink c3 lan rate=10mbit\n",
     )
@@ -358,7 +350,7 @@ fn bridge_topology_and_cleanup_on_panic() {
 /// Leftovers of a dead process are removed; those of a live one are not.
 #[test]
 fn stale_leftovers_are_removed() {
-    require_namespaces!();
+    require_namespaces!("stale_leftovers_are_removed");
     // A pid that does not exist (pid_max is at most 2^22).
     let dead = (4_000_000..4_194_304u32)
         .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
@@ -391,7 +383,7 @@ fn stale_leftovers_are_removed() {
 /// The mahimahi-style shell: the host reaches the shell and back, through the link.
 #[test]
 fn shell_round_trip() {
-    require_namespaces!();
+    require_namespaces!("shell_round_trip");
     let p = LinkParams {
         delay: Duration::from_millis(10),
         ..LinkParams::default()
