@@ -6,7 +6,9 @@
 //!
 //! Environment, as set by the runner:
 //! - `TESTCASE`: the test being run. Supported: `handshake`, `transfer`, `multiplexing`,
-//!   `chacha20` (the client offers only ChaCha20-Poly1305), `longrtt`. Anything else exits
+//!   `chacha20` (the client offers only ChaCha20-Poly1305), `longrtt`, `keyupdate` (the
+//!   client initiates a 1-RTT key update as soon as RFC 9001 §6.1 allows: right after
+//!   the handshake is confirmed and its first 1-RTT packet acknowledged). Anything else exits
 //!   with code 127 ("unsupported"). Unset means a plain transfer.
 //! - `REQUESTS`: space-separated URLs, used by the client when none are given as
 //!   arguments.
@@ -92,6 +94,7 @@ enum TestCase {
     Multiplexing,
     ChaCha20,
     LongRtt,
+    KeyUpdate,
 }
 
 impl TestCase {
@@ -105,6 +108,7 @@ impl TestCase {
                 "multiplexing" => Some(TestCase::Multiplexing),
                 "chacha20" => Some(TestCase::ChaCha20),
                 "longrtt" => Some(TestCase::LongRtt),
+                "keyupdate" => Some(TestCase::KeyUpdate),
                 _ => None,
             },
         }
@@ -375,6 +379,11 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
         .await
         .with_context(|| format!("handshake with {remote}"))?;
     tracing::info!(%remote, "connected");
+    if testcase == TestCase::KeyUpdate {
+        // Queued until the handshake is confirmed and a 1-RTT packet acknowledged, so
+        // it happens early in the transfer.
+        conn.initiate_key_update();
+    }
 
     let mut tasks = tokio::task::JoinSet::new();
     for url in urls {
@@ -397,6 +406,18 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
                 failures += 1;
                 eprintln!("quiver: download task failed: {e}");
             }
+        }
+    }
+    if testcase == TestCase::KeyUpdate {
+        let stats = conn.stats();
+        tracing::info!(
+            initiated = stats.key_updates_initiated,
+            followed = stats.key_updates_followed,
+            "key updates"
+        );
+        if stats.key_updates_initiated == 0 {
+            eprintln!("quiver: the key update did not happen");
+            failures += 1;
         }
     }
     conn.close(VarInt::from_u32(0), b"done");

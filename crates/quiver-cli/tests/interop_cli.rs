@@ -231,6 +231,34 @@ async fn binary_client_downloads_from_quinn_server() {
     let _ = std::fs::remove_dir_all(&downloads);
 }
 
+/// TESTCASE=keyupdate: the client initiates a key update early and exits 0 only if
+/// the update happened (quinn had to follow it for the downloads to complete).
+#[tokio::test]
+async fn binary_client_keyupdate_against_quinn_server() {
+    let addr = spawn_quinn_server();
+    let downloads = temp_dir("downloads-keyupdate");
+    let urls: Vec<String> = files()
+        .iter()
+        .map(|(name, _)| format!("https://{addr}/{name}"))
+        .collect();
+    let status = within(
+        quiver()
+            .args(["interop", "client", "--downloads"])
+            .arg(&downloads)
+            .env("TESTCASE", "keyupdate")
+            .env("REQUESTS", urls.join(" "))
+            .status(),
+    )
+    .await
+    .expect("run client");
+    assert!(status.success(), "client failed: {status}");
+    for (name, data) in files() {
+        let got = std::fs::read(downloads.join(name)).expect(name);
+        assert!(got == data, "{name}: content differs");
+    }
+    let _ = std::fs::remove_dir_all(&downloads);
+}
+
 #[tokio::test]
 async fn unknown_testcase_exits_127() {
     for role in ["server", "client"] {

@@ -73,6 +73,18 @@ pub struct TransportConfig {
     /// [`granularity`](crate::cc::PacerConfig::granularity) to the resolution of the
     /// timer that drives the connection.
     pub pacing: crate::cc::PacerConfig,
+    /// Packets one 1-RTT send key may protect, when lower than the cipher suite's own
+    /// confidentiality limit (RFC 9001 §6.6: 2^23 for AES-GCM; ChaCha20-Poly1305's is
+    /// practically unlimited). After 3/4 of it a key update starts automatically; a key
+    /// that reaches it because no update was possible (the peer acknowledged nothing
+    /// in the current phase) closes the connection with AEAD_LIMIT_REACHED. `None`: the
+    /// suite's limit.
+    pub confidentiality_limit: Option<u64>,
+    /// Packets failing authentication that the connection tolerates across all its
+    /// keys, when lower than the cipher suite's integrity limit (RFC 9001 §6.6: 2^52
+    /// for AES-GCM, 2^36 for ChaCha20-Poly1305). Beyond it the connection closes with
+    /// AEAD_LIMIT_REACHED. `None`: the suite's limit.
+    pub integrity_limit: Option<u64>,
 }
 
 /// Settings of path MTU discovery ([`TransportConfig::mtu_discovery`]).
@@ -123,6 +135,8 @@ impl Default for TransportConfig {
             scheduler: Arc::new(crate::sched::SchedulerKind::RoundRobin),
             mtu_discovery: Some(MtuDiscoveryConfig::default()),
             pacing: crate::cc::PacerConfig::default(),
+            confidentiality_limit: None,
+            integrity_limit: None,
         }
     }
 }
@@ -146,6 +160,8 @@ impl std::fmt::Debug for TransportConfig {
             )
             .field("mtu_discovery", &self.mtu_discovery)
             .field("pacing", &self.pacing)
+            .field("confidentiality_limit", &self.confidentiality_limit)
+            .field("integrity_limit", &self.integrity_limit)
             .finish_non_exhaustive()
     }
 }

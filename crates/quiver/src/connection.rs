@@ -290,6 +290,19 @@ impl Connection {
         self.with_proto(|pc| pc.rtt()).unwrap_or_default()
     }
 
+    /// Start a 1-RTT key update (RFC 9001 §6.1). Returns `true` when the keys changed
+    /// now; `false` when the update waits until the handshake is confirmed and a packet
+    /// protected with the current keys was acknowledged (it then happens by itself), or
+    /// when the connection is gone. [`ConnectionStats::key_updates_initiated`] counts
+    /// the updates performed.
+    pub fn initiate_key_update(&self) -> bool {
+        let changed = self
+            .with_proto(|pc| pc.initiate_key_update())
+            .unwrap_or(false);
+        self.inner.shared.wake_driver();
+        changed
+    }
+
     /// Counters; all zero once the connection has been freed.
     pub fn stats(&self) -> ConnectionStats {
         self.with_proto(|pc| pc.stats()).unwrap_or_default()

@@ -6,6 +6,7 @@
 
 mod cids;
 mod crypto_stream;
+mod key_update;
 mod mtud;
 mod recv;
 mod send;
@@ -216,8 +217,16 @@ pub struct ConnectionStats {
     pub cwnd: u64,
     /// Smoothed RTT.
     pub rtt: Duration,
-    /// 1-RTT key updates performed.
+    /// 1-RTT key updates performed (initiated plus followed).
     pub key_updates: u64,
+    /// 1-RTT key updates we initiated ([`Connection::initiate_key_update`] or the
+    /// confidentiality limit, RFC 9001 §6.6).
+    pub key_updates_initiated: u64,
+    /// 1-RTT key updates the peer initiated and we followed (RFC 9001 §6.2).
+    pub key_updates_followed: u64,
+    /// Handshake and 1-RTT packets that failed authentication, across all keys
+    /// (counted against the integrity limit, RFC 9001 §6.6).
+    pub auth_failures: u64,
     /// Probe timeouts that fired (RFC 9002 §6.2).
     pub ptos: u64,
     /// Packets declared lost by the packet threshold (RFC 9002 §6.1.1).

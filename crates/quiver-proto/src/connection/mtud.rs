@@ -390,6 +390,7 @@ impl Connection {
             buf.truncate(start);
             return None;
         }
+        self.key_update_on_sent(pn);
         let len = buf.len() - start;
         self.spaces[DATA_SPACE].sent.on_packet_sent(
             pn,

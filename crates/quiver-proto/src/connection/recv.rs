@@ -101,7 +101,7 @@ impl Connection {
         let pn = number.expand(expected);
 
         if epoch == Epoch::Data {
-            if !self.decrypt_1rtt(now, &mut packet, pn) {
+            if !self.decrypt_1rtt(now, &mut packet, pn)? {
                 return Ok(false);
             }
         } else {
@@ -109,6 +109,11 @@ impl Connection {
                 return Ok(false);
             };
             if packet.decrypt(&*keys.packet, pn).is_err() {
+                // Initial keys are public, so only Handshake failures say something
+                // about an attack on the AEAD (RFC 9001 §6.6).
+                if epoch == Epoch::Handshake {
+                    self.on_auth_failure()?;
+                }
                 return Ok(false);
             }
         }
@@ -152,60 +157,6 @@ impl Connection {
             self.on_handshake_complete(now)?;
         }
         Ok(true)
-    }
-
-    /// Decrypt a 1-RTT packet, handling key phase changes (RFC 9001 §6).
-    fn decrypt_1rtt(&mut self, now: Instant, packet: &mut crate::packet::Packet, pn: u64) -> bool {
-        let phase = packet.header.key_phase();
-        if phase == self.key_update.phase {
-            let Some(keys) = self.levels[2].remote.as_ref() else {
-                return false;
-            };
-            if packet.decrypt(&*keys.packet, pn).is_err() {
-                return false;
-            }
-            if self.key_update.first_pn_in_phase.is_none_or(|f| pn < f) {
-                self.key_update.first_pn_in_phase = Some(pn);
-            }
-            return true;
-        }
-        // Different phase: an old packet from the previous phase, or a key update.
-        if let (Some(prev), Some(first)) = (
-            self.key_update.prev_remote.as_ref(),
-            self.key_update.first_pn_in_phase,
-        ) {
-            if pn < first {
-                return packet.decrypt(&**prev, pn).is_ok();
-            }
-        }
-        self.prepare_next_keys();
-        let Some(next) = self.key_update.next_remote.as_ref() else {
-            return false;
-        };
-        if packet.decrypt(&**next, pn).is_err() {
-            return false;
-        }
-        // The peer updated keys: follow (RFC 9001 §6.2).
-        let (Some(next_remote), Some(next_local)) = (
-            self.key_update.next_remote.take(),
-            self.key_update.next_local.take(),
-        ) else {
-            return false;
-        };
-        if let Some(level) = self.levels[2].remote.as_mut() {
-            let old = std::mem::replace(&mut level.packet, next_remote);
-            self.key_update.prev_remote = Some(old);
-        }
-        if let Some(level) = self.levels[2].local.as_mut() {
-            level.packet = next_local;
-        }
-        self.key_update.phase = !self.key_update.phase;
-        self.key_update.first_pn_in_phase = Some(pn);
-        self.prepare_next_keys();
-        self.timers
-            .set(super::Timer::KeyDiscard, now + 3 * self.pto_duration());
-        self.stats.key_updates += 1;
-        true
     }
 
     fn on_version_negotiation(&mut self, pd: PartialDecode, first_in_datagram: bool) {
@@ -434,6 +385,11 @@ impl Connection {
         // sure the server validated its address.
         if self.handshake_confirmed || self.side.is_server() || epoch != Epoch::Initial {
             self.pto_count = 0;
+        }
+        if epoch == Epoch::Data {
+            for (pn, _) in &outcome.newly_acked {
+                self.key_update.on_acked(*pn);
+            }
         }
         self.mtud_on_ack(now, idx, &mut outcome.newly_acked, &mut outcome.lost);
         let acked = crate::cc::AckedPacket::from_sent(&outcome.newly_acked);

@@ -45,6 +45,12 @@ impl Connection {
             State::Closing => return self.poll_close(now, buf),
             _ => {}
         }
+        // RFC 9001 §6: a requested or limit-driven key update happens before the next
+        // 1-RTT packet; reaching the confidentiality limit closes instead.
+        self.key_update_before_send(now);
+        if self.state == State::Closing {
+            return self.poll_close(now, buf);
+        }
         let max_datagrams = if self.state == State::Handshake {
             1
         } else {
@@ -331,6 +337,9 @@ impl Connection {
             },
         );
         self.stats.packets_tx += 1;
+        if epoch == Epoch::Data {
+            self.key_update_on_sent(pn);
+        }
         if eliciting {
             self.recovery_send = false;
         }
@@ -564,6 +573,8 @@ impl Connection {
                 .is_err()
             {
                 buf.truncate(partial.start);
+            } else if epoch == Epoch::Data {
+                self.key_update_on_sent(pn);
             }
         }
         let _ = (now, any_initial);

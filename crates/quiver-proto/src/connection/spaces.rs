@@ -104,6 +104,12 @@ impl Level {
 }
 
 /// 1-RTT key-update state (RFC 9001 §6).
+///
+/// Packet numbers received and sent are tracked separately: the receive side decides
+/// which key opens a packet of the other phase (reordered old packet or peer-initiated
+/// update), the send side decides when we may initiate the next update (RFC 9001 §6.1:
+/// only once a packet protected with the current keys was acknowledged) and when the
+/// confidentiality limit (RFC 9001 §6.6) forces one.
 pub(crate) struct KeyUpdate {
     /// Current key phase bit.
     pub(crate) phase: bool,
@@ -112,8 +118,20 @@ pub(crate) struct KeyUpdate {
     /// Next-generation keys, derived ahead so a peer-initiated update can be detected.
     pub(crate) next_local: Option<Box<dyn PacketKey>>,
     pub(crate) next_remote: Option<Box<dyn PacketKey>>,
-    /// Lowest packet number received or sent in the current phase.
-    pub(crate) first_pn_in_phase: Option<u64>,
+    /// Lowest packet number received in the current phase; `None` after a local
+    /// initiation until the peer's first packet in the new phase arrives.
+    pub(crate) first_recv_pn: Option<u64>,
+    /// First packet number we sent in the current phase.
+    pub(crate) first_sent_pn: Option<u64>,
+    /// A packet sent in the current phase was acknowledged (RFC 9001 §6.1).
+    pub(crate) current_acked: bool,
+    /// Packets protected with the current send key (confidentiality limit).
+    pub(crate) sent_in_phase: u64,
+    /// A local update was asked for and waits until RFC 9001 §6.1 allows it.
+    pub(crate) requested: bool,
+    /// 1-RTT and Handshake packets that failed authentication, across all keys
+    /// (integrity limit, RFC 9001 §6.6).
+    pub(crate) auth_failures: u64,
 }
 
 impl KeyUpdate {
@@ -123,7 +141,36 @@ impl KeyUpdate {
             prev_remote: None,
             next_local: None,
             next_remote: None,
-            first_pn_in_phase: None,
+            first_recv_pn: None,
+            first_sent_pn: None,
+            current_acked: false,
+            sent_in_phase: 0,
+            requested: false,
+            auth_failures: 0,
         }
+    }
+
+    /// A packet protected with the current 1-RTT send key went out.
+    pub(crate) fn on_sent(&mut self, pn: u64) {
+        self.sent_in_phase += 1;
+        if self.first_sent_pn.is_none() {
+            self.first_sent_pn = Some(pn);
+        }
+    }
+
+    /// Packet `pn` of the data space was newly acknowledged.
+    pub(crate) fn on_acked(&mut self, pn: u64) {
+        if self.first_sent_pn.is_some_and(|f| pn >= f) {
+            self.current_acked = true;
+        }
+    }
+
+    /// Reset the per-phase bookkeeping after the keys changed.
+    pub(crate) fn start_phase(&mut self, first_recv_pn: Option<u64>) {
+        self.phase = !self.phase;
+        self.first_recv_pn = first_recv_pn;
+        self.first_sent_pn = None;
+        self.current_acked = false;
+        self.sent_in_phase = 0;
     }
 }

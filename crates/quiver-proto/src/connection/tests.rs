@@ -761,21 +761,10 @@ fn idle_timeout_closes_both_sides() {
     assert_eq!(p.server.connection_count(), 0);
 }
 
-/// Make `conn` switch to the next 1-RTT key generation (RFC 9001 §6.1), as an
-/// initiating peer would.
+/// Make `conn` switch to the next 1-RTT key generation (RFC 9001 §6.1) through the
+/// public API; the pair is established and has exchanged acknowledged 1-RTT packets.
 fn initiate_key_update(conn: &mut Connection) {
-    conn.prepare_next_keys();
-    let ku = &mut conn.key_update;
-    let next_local = ku.next_local.take().expect("next local key");
-    let next_remote = ku.next_remote.take().expect("next remote key");
-    let local = conn.levels[2].local.as_mut().unwrap();
-    local.packet = next_local;
-    let remote = conn.levels[2].remote.as_mut().unwrap();
-    let old = std::mem::replace(&mut remote.packet, next_remote);
-    ku.prev_remote = Some(old);
-    ku.phase = !ku.phase;
-    ku.first_pn_in_phase = Some(conn.spaces[2].next_pn);
-    conn.prepare_next_keys();
+    assert!(conn.initiate_key_update(), "key update not allowed");
 }
 
 #[test]
@@ -817,6 +806,9 @@ fn server_follows_a_peer_initiated_key_update() {
     assert!(!p.client_conn().is_closed());
     assert_eq!(p.client_conn().state, State::Established);
 }
+
+#[path = "tests_key_update.rs"]
+mod key_update_tests;
 
 // ---- random frames sealed with real keys ----
 

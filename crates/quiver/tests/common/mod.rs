@@ -210,7 +210,8 @@ pub fn spawn_quiver_server(ep: quiver::Endpoint) -> mpsc::UnboundedReceiver<Clos
     rx
 }
 
-async fn quiver_respond(
+/// Answer one request of the test protocol on a stream the peer opened.
+pub async fn quiver_respond(
     conn: quiver::Connection,
     mut send: quiver::SendStream,
     mut recv: quiver::RecvStream,
