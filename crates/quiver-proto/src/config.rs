@@ -211,6 +211,13 @@ pub struct ServerConfig {
     pub transport: Arc<TransportConfig>,
     /// Maximum number of concurrent connections (further Initials are refused).
     pub max_connections: usize,
+    /// Accept 0-RTT data from clients resuming with a ticket that allows it (RFC 9001
+    /// §4.6; default true). When false, every connection rejects early data (the client
+    /// resends it after the handshake) while tickets still resume sessions. 0-RTT data
+    /// can be replayed by an attacker (RFC 9001 §9.2): see the crate docs for what Quiver
+    /// does about it. While tickets issued under one `transport` configuration are valid,
+    /// do not lower its limits (RFC 9000 §7.4.1) without turning this off.
+    pub zero_rtt: bool,
 }
 
 impl ServerConfig {
@@ -220,6 +227,7 @@ impl ServerConfig {
             crypto,
             transport: Arc::new(TransportConfig::default()),
             max_connections: 100_000,
+            zero_rtt: true,
         }
     }
 }

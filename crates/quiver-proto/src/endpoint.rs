@@ -148,6 +148,11 @@ impl Endpoint {
         }
     }
 
+    /// The server configuration, if this endpoint accepts connections.
+    pub fn server_config(&self) -> Option<&Arc<ServerConfig>> {
+        self.server_config.as_ref()
+    }
+
     /// Replace (or remove) the server configuration.
     pub fn set_server_config(&mut self, server_config: Option<Arc<ServerConfig>>) {
         self.server_config = server_config;
@@ -306,7 +311,10 @@ impl Endpoint {
         );
         let mut encoded = Vec::new();
         params.encode(&mut encoded);
-        let tls = TlsSession::server(server.crypto.clone(), encoded).ok()?;
+        let mut tls = TlsSession::server(server.crypto.clone(), encoded).ok()?;
+        if !server.zero_rtt {
+            tls.reject_early_data();
+        }
         let keys = initial_keys(version, &dcid, Side::Server).ok()?;
         let conn = Connection::new(ConnectionInit {
             side: Side::Server,

@@ -37,8 +37,31 @@
 //! | [`streams`], [`sched`] | stream state, flow control, scheduling |
 //! | [`recovery`], [`cc`] | RFC 9002 loss detection, RTT, ACK tracking; congestion control and pacing |
 //!
+//! ## Session resumption, 0-RTT and replay
+//! Servers built with [`crypto::server_config`] send two single-use session tickets after
+//! each handshake; clients built with [`crypto::client_config`] keep them in memory in
+//! their rustls configuration, with the server's transport parameters (RFC 9000 §7.4.1),
+//! and resume when they connect again with the same configuration. A client that resumes
+//! with a ticket allowing early data may write streams and datagrams before the
+//! handshake ends; they go out in 0-RTT packets (see [`connection::ZeroRttStatus`]). If
+//! the server rejects them they are resent in 1-RTT packets, so data arrives exactly
+//! once either way.
+//!
+//! 0-RTT data is not protected against replay by TLS (RFC 9001 §9.2, RFC 8446 §8).
+//! What Quiver does: a server accepts early data only from a ticket issued by **this**
+//! rustls `ServerConfig` instance (the session store is in memory, stateful, never
+//! shared between processes), and a ticket can be used **once** (it is removed from the
+//! store when used, RFC 8446 §8.1), within its age tolerance. A replayed ClientHello
+//! therefore finds no session and its early data is rejected, as long as the replay
+//! reaches the same server instance; a deployment running several server instances
+//! behind one name gives each its own store, so a ticket is usable only where it was
+//! issued. What Quiver leaves to the application: deciding which requests are safe to
+//! act on before the handshake completes (idempotence). A server turns 0-RTT off with
+//! [`config::ServerConfig::zero_rtt`] (early data rejected, sessions still resumed) or by
+//! setting the rustls `max_early_data_size` to 0 (tickets no longer allow early data).
+//!
 //! ## What is not implemented yet
-//! 0-RTT and session resumption, Retry (the codec exists, the endpoint does not send it),
+//! Retry (the codec exists, the endpoint does not send it),
 //! connection migration and path validation (a server follows a peer's new address
 //! without validating it), path-MTU discovery, initiating key updates (peer-initiated
 //! updates are followed), and the multipath extension itself.

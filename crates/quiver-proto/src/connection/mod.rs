@@ -12,6 +12,7 @@ mod recv;
 mod send;
 mod spaces;
 mod timers;
+mod zero_rtt;
 
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timers::{Timer, Timers};
+pub use zero_rtt::ZeroRttStatus;
 
 /// An outgoing UDP datagram (or a GSO batch of equal-size segments) placed in the
 /// caller's buffer by `poll_transmit`.
@@ -265,6 +267,14 @@ pub struct ConnectionStats {
     /// [`TransportConfig::stream_receive_window`] until auto-tuning raises one (up to
     /// [`TransportConfig::max_stream_receive_window`]).
     pub stream_receive_window: u64,
+    /// Client: 0-RTT packets sent. Server: always 0.
+    pub zero_rtt_packets_sent: u64,
+    /// Client: 0-RTT packets sent on a connection whose early data the server accepted.
+    /// Server: 0-RTT packets received and processed.
+    pub zero_rtt_packets_accepted: u64,
+    /// Client: 0-RTT packets the server rejected (their contents were resent in 1-RTT).
+    /// Server: 0-RTT packets dropped because early data was not accepted.
+    pub zero_rtt_packets_rejected: u64,
 }
 
 /// Messages from a connection to its endpoint (CID bookkeeping).
@@ -379,6 +389,8 @@ pub struct Connection {
     first_rtt_sample: Option<Instant>,
     /// Client: the server's first Initial fixed the remote CID.
     got_server_initial: bool,
+    /// 0-RTT keys and status (RFC 9001 §4.6).
+    zero_rtt: zero_rtt::ZeroRtt,
 }
 
 /// Parameters of a new connection, filled in by the endpoint.
@@ -484,6 +496,7 @@ impl Connection {
             window_usage: crate::cc::WindowUsage::new(),
             first_rtt_sample: None,
             got_server_initial: false,
+            zero_rtt: zero_rtt::ZeroRtt::default(),
             config,
         };
         conn.reset_idle_timer(init.now);
@@ -492,6 +505,7 @@ impl Connection {
             if let Err(e) = conn.drive_tls() {
                 conn.close_with_error(init.now, e);
             }
+            conn.init_0rtt_client();
         }
         conn
     }
@@ -537,6 +551,15 @@ impl Connection {
     pub fn version(&self) -> u32 {
         self.version
     }
+    /// Where 0-RTT stands (RFC 9001 §4.6); see [`ZeroRttStatus`].
+    pub fn zero_rtt_status(&self) -> ZeroRttStatus {
+        self.zero_rtt.status
+    }
+    /// Whether the handshake resumed a session from a ticket (known once the server's
+    /// first flight was processed).
+    pub fn is_resumed(&self) -> bool {
+        self.tls.is_resumed()
+    }
     /// The error that ended the connection, if it ended.
     pub fn close_reason(&self) -> Option<&ConnectionError> {
         self.error.as_ref()
@@ -564,11 +587,7 @@ impl Connection {
     /// Largest DATAGRAM payload that fits in one packet now; `None` if unsupported.
     pub fn max_datagram_size(&self) -> Option<usize> {
         self.config.datagram_receive_buffer_size?;
-        let peer = self
-            .peer_params
-            .as_ref()?
-            .max_datagram_frame_size?
-            .into_inner();
+        let peer = self.send_params()?.max_datagram_frame_size?.into_inner();
         // Short header: flags + DCID + 4-byte PN; AEAD tag; DATAGRAM type + length.
         let overhead = 1 + self.cids.remote_cid().len() + 4 + 16 + 1 + 2;
         let by_mtu = (self.path.mtu as usize).saturating_sub(overhead);
@@ -725,7 +744,7 @@ impl Connection {
         if self.config.datagram_receive_buffer_size.is_none() {
             return Err(SendDatagramError::Disabled);
         }
-        let max = match self.peer_params.as_ref() {
+        let max = match self.send_params() {
             Some(p) if p.max_datagram_frame_size.is_some() => self.max_datagram_size(),
             Some(_) => return Err(SendDatagramError::UnsupportedByPeer),
             None => return Err(SendDatagramError::UnsupportedByPeer),
@@ -890,6 +909,7 @@ impl Connection {
                 None => {}
             }
         }
+        self.decide_0rtt_server();
         Ok(())
     }
 
@@ -917,6 +937,9 @@ impl Connection {
             .to_vec();
         let params = TransportParameters::decode(!self.side, &raw)?;
         self.validate_peer_params(&params)?;
+        if self.side.is_client() {
+            self.finish_0rtt_client(&params)?;
+        }
         self.apply_peer_params(&params);
         self.peer_params = Some(params);
         self.alpn = self.tls.alpn_protocol();

@@ -77,16 +77,31 @@ impl Connection {
                 self.on_version_negotiation(pd, first_in_datagram);
                 return Ok(false);
             }
-            // No 0-RTT accepted, and Retry is not supported by this client yet.
-            PacketType::ZeroRtt | PacketType::Retry => return Ok(false),
+            PacketType::ZeroRtt => {
+                if self.side.is_client() {
+                    return Ok(false); // RFC 9000 §17.2.3: only clients send 0-RTT
+                }
+                if self.zero_rtt.keys.is_none() {
+                    if self.zero_rtt.status != super::ZeroRttStatus::Accepted {
+                        self.stats.zero_rtt_packets_rejected += 1;
+                    }
+                    return Ok(false);
+                }
+                (Epoch::Data, PacketKind::ZeroRtt)
+            }
+            // Retry is not supported by this client yet.
+            PacketType::Retry => return Ok(false),
         };
         if pd.is_long() && pd.version() != Some(self.version) {
             return Ok(false);
         }
         let src_cid = pd.src_cid().copied();
         let dst_cid = *pd.dst_cid();
-        let level = &self.levels[epoch.idx()];
-        let Some(keys) = level.remote.as_ref() else {
+        let keys = match kind {
+            PacketKind::ZeroRtt => self.zero_rtt.keys.as_ref(),
+            _ => self.levels[epoch.idx()].remote.as_ref(),
+        };
+        let Some(keys) = keys else {
             return Ok(false); // keys not yet available or already discarded
         };
         let mut packet = match pd.finish(Some(&*keys.header)) {
@@ -100,7 +115,14 @@ impl Connection {
         };
         let pn = number.expand(expected);
 
-        if epoch == Epoch::Data {
+        if kind == PacketKind::ZeroRtt {
+            let Some(keys) = self.zero_rtt.keys.as_ref() else {
+                return Ok(false);
+            };
+            if packet.decrypt(&*keys.packet, pn).is_err() {
+                return Ok(false);
+            }
+        } else if epoch == Epoch::Data {
             if !self.decrypt_1rtt(now, &mut packet, pn)? {
                 return Ok(false);
             }
@@ -127,6 +149,9 @@ impl Connection {
             return Ok(false);
         }
         self.stats.packets_rx += 1;
+        if epoch == Epoch::Data {
+            self.on_data_packet_0rtt(kind);
+        }
 
         // First packets fix the peer's connection ID (RFC 9000 §7.2).
         if epoch == Epoch::Initial && self.side.is_client() && !self.got_server_initial {

@@ -154,6 +154,18 @@ impl Connection {
 
     /// What level `epoch` wants to send, given whether ack-eliciting data is allowed.
     fn wants(&self, epoch: Epoch, may_elicit: bool, now: Instant) -> Wants {
+        if epoch == Epoch::Data && self.sending_0rtt() {
+            // 0-RTT (RFC 9000 §12.4): no ACKs; streams, their control and datagrams.
+            let space = &self.spaces[Self::space_for_epoch(epoch)];
+            let eliciting = space.probes > 0
+                || !self.datagrams.send.is_empty()
+                || self.streams.has_pending_data()
+                || self.streams.has_pending_control();
+            return Wants {
+                ack: false,
+                eliciting: eliciting && (may_elicit || space.probes > 0),
+            };
+        }
         let lvl = &self.levels[epoch.idx()];
         if !lvl.has_keys() {
             return Wants::default();
@@ -237,6 +249,7 @@ impl Connection {
         pad_to: Option<usize>,
     ) {
         let space_idx = Self::space_for_epoch(epoch);
+        let zero_rtt = epoch == Epoch::Data && self.sending_0rtt();
         let pn = self.spaces[space_idx].take_pn();
         let number = PacketNumber::new(pn, self.spaces[space_idx].sent.largest_acked());
         let header = self.header_for(epoch, number);
@@ -246,13 +259,20 @@ impl Connection {
         let mut sent = SentFrames::default();
         let mut eliciting = false;
 
-        // ACK (RFC 9000 §13.2).
-        if wants.ack || (wants.eliciting && self.spaces[space_idx].acks.has_unsent()) {
+        // ACK (RFC 9000 §13.2; never in 0-RTT, §12.4).
+        if !zero_rtt && (wants.ack || (wants.eliciting && self.spaces[space_idx].acks.has_unsent()))
+        {
             self.write_ack(now, space_idx, epoch, buf, payload_end, &mut sent);
         }
 
         if wants.eliciting {
-            if epoch == Epoch::Data {
+            if zero_rtt {
+                let room = payload_end.saturating_sub(buf.len());
+                let before = buf.len();
+                self.streams
+                    .write_control_frames(buf, room, &mut sent.streams);
+                eliciting |= buf.len() > before;
+            } else if epoch == Epoch::Data {
                 eliciting |= self.write_data_control(buf, payload_end, &mut sent);
             }
             // CRYPTO.
@@ -308,12 +328,14 @@ impl Connection {
         if buf.len() - payload_start < min_payload {
             buf.resize(payload_start + min_payload, 0);
         }
-        let keys = match self.levels[epoch.idx()].local.as_ref() {
-            Some(k) => k,
-            None => {
-                buf.truncate(partial.start);
-                return;
-            }
+        let keys = if zero_rtt {
+            self.zero_rtt.keys.as_ref()
+        } else {
+            self.levels[epoch.idx()].local.as_ref()
+        };
+        let Some(keys) = keys else {
+            buf.truncate(partial.start);
+            return;
         };
         if partial
             .finish(buf, &*keys.header, &*keys.packet, pn)
@@ -337,7 +359,9 @@ impl Connection {
             },
         );
         self.stats.packets_tx += 1;
-        if epoch == Epoch::Data {
+        if zero_rtt {
+            self.stats.zero_rtt_packets_sent += 1;
+        } else if epoch == Epoch::Data {
             self.key_update_on_sent(pn);
         }
         if eliciting {
@@ -376,6 +400,13 @@ impl Connection {
             Epoch::Handshake => Header::Long {
                 version: self.version,
                 ty: LongType::Handshake,
+                dst_cid,
+                src_cid,
+                number,
+            },
+            Epoch::Data if self.sending_0rtt() => Header::Long {
+                version: self.version,
+                ty: LongType::ZeroRtt,
                 dst_cid,
                 src_cid,
                 number,

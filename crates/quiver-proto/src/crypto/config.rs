@@ -15,6 +15,16 @@ use rustls::{
 use super::verifier::AcceptAnyServerCert;
 use super::CryptoError;
 
+/// Sessions a server built by [`server_config`] remembers for resumption (the oldest are
+/// forgotten first).
+pub const SERVER_SESSION_CACHE_SIZE: usize = 1024;
+/// Session tickets a server built by [`server_config`] sends after each handshake; each
+/// can be used once, so two allow two later resumptions.
+pub const SERVER_TICKETS_PER_CONNECTION: usize = 2;
+/// Server names a client built by [`client_config`] or [`insecure_client_config`] keeps
+/// tickets for (the in-memory `rustls::client::Resumption` store).
+pub const CLIENT_SESSION_CACHE_SIZE: usize = 256;
+
 /// Which TLS 1.3 cipher suites a configuration offers (client) or accepts (server).
 ///
 /// The interop runner's `chacha20` test case, for instance, needs a handshake that can
@@ -75,7 +85,14 @@ fn alpn_list(alpn: &[&[u8]]) -> Vec<Vec<u8>> {
 /// `alpn` lists the application protocols the server accepts, most preferred first; when
 /// it is non-empty, a client offering none of them is refused with the
 /// `no_application_protocol` alert (CRYPTO_ERROR 0x178, RFC 9001 §8.1).
-/// `max_early_data_size` stays 0: 0-RTT is not offered.
+/// Session resumption and 0-RTT (RFC 9001 §4.5, §4.6) are on: the server keeps its
+/// sessions in an in-memory, stateful store ([`SERVER_SESSION_CACHE_SIZE`] entries) and
+/// sends [`SERVER_TICKETS_PER_CONNECTION`] tickets after each handshake, each allowing
+/// early data (`max_early_data_size = u32::MAX`, the only non-zero value QUIC permits).
+/// Tickets are single-use: see the anti-replay notes in the crate docs. To disable 0-RTT
+/// entirely set `max_early_data_size = 0` on the result (tickets then carry no early-data
+/// permission), or keep it and set [`crate::config::ServerConfig::zero_rtt`] to false to
+/// reject early data per endpoint configuration while still resuming sessions.
 pub fn server_config(
     cert_chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
@@ -88,8 +105,14 @@ pub fn server_config(
         .with_no_client_auth()
         .with_single_cert(cert_chain, key)?;
     config.alpn_protocols = alpn_list(alpn);
-    // RFC 9001 §4.6.1: 0 disables 0-RTT (rustls accepts only 0 or u32::MAX for QUIC).
-    config.max_early_data_size = 0;
+    // RFC 9001 §4.6.1: QUIC servers offering 0-RTT set max_early_data_size to
+    // 0xffffffff (rustls accepts only 0 or u32::MAX for QUIC). rustls allows early data
+    // only with stateful resumption (RFC 8446 §8.1 single-use tickets), which is why the
+    // store is a session cache and no `ticketer` is installed.
+    config.max_early_data_size = u32::MAX;
+    config.session_storage =
+        rustls::server::ServerSessionMemoryCache::new(SERVER_SESSION_CACHE_SIZE);
+    config.send_tls13_tickets = SERVER_TICKETS_PER_CONNECTION;
     if let Some(key_log) = key_log {
         config.key_log = key_log;
     }
@@ -147,8 +170,14 @@ pub fn insecure_client_config(
 
 fn finish_client(config: &mut ClientConfig, alpn: &[&[u8]], key_log: Option<Arc<dyn KeyLog>>) {
     config.alpn_protocols = alpn_list(alpn);
-    // No 0-RTT for now (RFC 9001 §4.6).
-    config.enable_early_data = false;
+    // Session tickets are remembered in memory, per server name, in this configuration:
+    // every connection made with (a clone of the `Arc` of) it can resume. The QUIC
+    // transport parameters the server sent are stored with each ticket (RFC 9000
+    // §7.4.1) and come back when the ticket is used.
+    config.resumption = rustls::client::Resumption::in_memory_sessions(CLIENT_SESSION_CACHE_SIZE);
+    // Offer 0-RTT when a ticket allows it (RFC 9001 §4.6.1); whether data is actually
+    // sent early is the application's choice (it writes before the handshake ends).
+    config.enable_early_data = true;
     if let Some(key_log) = key_log {
         config.key_log = key_log;
     }

@@ -39,7 +39,10 @@ mod verifier;
 #[cfg(test)]
 mod tests;
 
-pub use config::{client_config, insecure_client_config, server_config, CipherSuiteSelection};
+pub use config::{
+    client_config, insecure_client_config, server_config, CipherSuiteSelection,
+    CLIENT_SESSION_CACHE_SIZE, SERVER_SESSION_CACHE_SIZE, SERVER_TICKETS_PER_CONNECTION,
+};
 pub use session::{KeyChange, TlsSession};
 pub use verifier::AcceptAnyServerCert;
 

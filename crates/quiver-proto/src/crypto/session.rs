@@ -149,10 +149,35 @@ impl TlsSession {
         self.conn.negotiated_cipher_suite()
     }
 
-    /// 0-RTT keys, if the session resumed with early data (RFC 9001 §4.6). Always `None`
-    /// with this module's configurations, which do not enable early data.
+    /// 0-RTT keys (RFC 9001 §4.6). A client has them right after [`Self::client`] when
+    /// it resumes with a ticket that allows early data and its configuration enables
+    /// early data; a server has them after reading a ClientHello whose early data it
+    /// accepted (never after [`Self::reject_early_data`]).
     pub fn zero_rtt_keys(&self) -> Option<DirectionalKeys> {
         self.conn.zero_rtt_keys()
+    }
+
+    /// Client: whether the server accepted early data (meaningful once the handshake is
+    /// complete). Always false on a server.
+    pub fn is_early_data_accepted(&self) -> bool {
+        match &self.conn {
+            quic::Connection::Client(c) => c.is_early_data_accepted(),
+            quic::Connection::Server(_) => false,
+        }
+    }
+
+    /// Server: refuse early data whatever the ticket allows. Must be called before the
+    /// ClientHello is read. No effect on a client.
+    pub fn reject_early_data(&mut self) {
+        if let quic::Connection::Server(s) = &mut self.conn {
+            s.reject_early_data();
+        }
+    }
+
+    /// Whether the handshake resumed an earlier session from a ticket (RFC 8446 §2.2),
+    /// once known.
+    pub fn is_resumed(&self) -> bool {
+        self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
     }
 
     // ---- handle / poll ----

@@ -345,6 +345,20 @@ impl<T> LossSpace<T> {
         bytes
     }
 
+    /// Remove and return every packet, oldest first, without declaring any lost (no
+    /// loss counters change). Used when the peer rejected 0-RTT (RFC 9001 §4.6.2): the
+    /// packets were never processed, their contents are resent, and congestion control
+    /// is not told about a loss (RFC 9002 §A.11 treats them like discarded keys).
+    pub fn drain(&mut self) -> Vec<(u64, SentPacket<T>)> {
+        let pns: Vec<u64> = self.sent.iter().map(|(pn, _)| pn).collect();
+        let drained = pns
+            .into_iter()
+            .filter_map(|pn| self.sent.remove(pn).map(|p| (pn, p)))
+            .collect();
+        self.discard();
+        drained
+    }
+
     /// When the next time-threshold loss may be declared (§A.10), if any.
     pub fn loss_time(&self) -> Option<Instant> {
         self.loss_time

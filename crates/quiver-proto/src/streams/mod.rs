@@ -154,6 +154,18 @@ pub struct PeerLimits {
     pub initial_max_streams_uni: u64,
 }
 
+/// What does not fit under the limits given to [`StreamsState::replace_peer_limits`].
+#[derive(Debug, Clone, Copy, Eq, PartialEq, thiserror::Error)]
+pub enum LimitsBelowUse {
+    /// More data was written (on the connection or on one stream) than the new limit
+    /// allows.
+    #[error("data already written exceeds the new flow-control limit")]
+    Data,
+    /// More streams were opened than the new stream limit allows.
+    #[error("streams already opened exceed the new stream limit")]
+    Streams,
+}
+
 /// Something the application may want to react to.
 #[derive(Debug, Clone, Copy, Eq, PartialEq)]
 pub enum StreamEvent {
@@ -413,6 +425,51 @@ impl StreamsState {
         self.raise_peer_max_streams(Dir::Bi, limits.initial_max_streams_bidi);
         self.raise_peer_max_streams(Dir::Uni, limits.initial_max_streams_uni);
         self.check_writable();
+    }
+
+    /// Replace the peer's limits by `limits` (which may be lower than before): the
+    /// client's move when the server rejected 0-RTT and sent parameters other than the
+    /// remembered ones (RFC 9000 §7.4.1). Connection and stream credit are recomputed
+    /// from the new values. Fails, changing nothing, if data already written or streams
+    /// already opened do not fit under them.
+    pub fn replace_peer_limits(&mut self, limits: PeerLimits) -> Result<(), LimitsBelowUse> {
+        if self.data_sent > limits.initial_max_data {
+            return Err(LimitsBelowUse::Data);
+        }
+        if self.next_local[dir_idx(Dir::Bi)] > limits.initial_max_streams_bidi
+            || self.next_local[dir_idx(Dir::Uni)] > limits.initial_max_streams_uni
+        {
+            return Err(LimitsBelowUse::Streams);
+        }
+        let old = std::mem::replace(&mut self.peer, limits);
+        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        for &id in &ids {
+            let limit = self.initial_send_limit(id);
+            if let Some(send) = self.streams.get(&id).and_then(|s| s.send.as_ref()) {
+                if send.buf.offset().max(send.reset_final_size) > limit {
+                    self.peer = old;
+                    return Err(LimitsBelowUse::Data);
+                }
+            }
+        }
+        self.peer_max_data = limits.initial_max_data;
+        self.data_blocked_sent = None;
+        for id in ids {
+            let limit = self.initial_send_limit(id);
+            if let Some(send) = self.streams.get_mut(&id).and_then(|s| s.send.as_mut()) {
+                send.max_data = limit;
+                send.blocked_reported_at = None;
+            }
+        }
+        for dir in DIRS {
+            let d = dir_idx(dir);
+            self.peer_max_streams[d] = 0;
+            self.streams_blocked_sent[d] = None;
+        }
+        self.raise_peer_max_streams(Dir::Bi, limits.initial_max_streams_bidi);
+        self.raise_peer_max_streams(Dir::Uni, limits.initial_max_streams_uni);
+        self.check_writable();
+        Ok(())
     }
 
     // ------------------------------------------------------------------ getters

@@ -86,6 +86,10 @@ pub struct ServerApp {
     responses: HashMap<(ConnectionHandle, StreamId), (Bytes, usize)>,
     pub datagrams_echoed: usize,
     pub closed: Vec<(ConnectionHandle, String)>,
+    /// Request streams accepted, in total and while the connection was still
+    /// handshaking (so their first bytes came in 0-RTT packets).
+    pub requests_accepted: usize,
+    pub early_requests: usize,
 }
 
 /// Client application: opens `streams` requests for `size` bytes each (at most
@@ -107,6 +111,9 @@ pub struct ClientApp {
     pub datagrams_received: usize,
     pub lost: Option<String>,
     pub close_when_done: Option<u64>,
+    /// Open and write requests as soon as the connection allows it (0-RTT), instead of
+    /// waiting for the handshake.
+    pub early: bool,
 }
 
 impl ClientApp {
@@ -128,6 +135,7 @@ impl ClientApp {
             datagrams_received: 0,
             lost: None,
             close_when_done: None,
+            early: false,
         }
     }
 }
@@ -224,6 +232,10 @@ impl ServerApp {
             };
             while let Some(id) = conn.accept(Dir::Bi) {
                 self.requests.insert((h, id), Vec::new());
+                self.requests_accepted += 1;
+                if conn.is_handshaking() {
+                    self.early_requests += 1;
+                }
             }
             while let Some(d) = conn.recv_datagram() {
                 if conn.send_datagram(d).is_ok() {
@@ -297,7 +309,7 @@ impl ClientApp {
         let Some(conn) = ep.connection_mut(h) else {
             return;
         };
-        if self.connected_at.is_none() {
+        if self.connected_at.is_none() && !self.early {
             return;
         }
         while self.datagrams_to_send > 0 {
