@@ -4,7 +4,9 @@ use crate::error::{ConnectionError, SendDatagramError};
 use crate::state::{dir_idx, wake, ConnId, Shared, State};
 use crate::streams::{RecvStream, SendStream};
 use bytes::Bytes;
-use quiver_proto::connection::{ConnectionStats, SendDatagramError as ProtoDatagramError};
+use quiver_proto::connection::{
+    ConnectionStats, SendDatagramError as ProtoDatagramError, ZeroRttStatus,
+};
 use quiver_proto::sched::StreamClass;
 use quiver_proto::{Dir, Side, StreamId, VarInt};
 use std::future::{poll_fn, Future};
@@ -303,6 +305,27 @@ impl Connection {
         changed
     }
 
+    /// Where 0-RTT stands (RFC 9001 §4.6). On a server, [`ZeroRttStatus::Accepted`]
+    /// means the client's first requests may have arrived in 0-RTT packets, which an
+    /// attacker can replay (see [`quiver_proto`]'s crate docs on replay); a server turns
+    /// 0-RTT off with [`crate::ServerConfig::zero_rtt`]. `Unavailable` once the
+    /// connection has been freed.
+    pub fn zero_rtt_status(&self) -> ZeroRttStatus {
+        self.with_proto(|pc| pc.zero_rtt_status())
+            .unwrap_or_default()
+    }
+
+    /// Whether 0-RTT data was accepted on this connection (server: the client's early
+    /// data was processed; client: the server accepted what was sent early).
+    pub fn is_0rtt(&self) -> bool {
+        self.zero_rtt_status() == ZeroRttStatus::Accepted
+    }
+
+    /// Whether the handshake resumed an earlier session from a ticket (RFC 8446 §2.2).
+    pub fn is_resumed(&self) -> bool {
+        self.with_proto(|pc| pc.is_resumed()).unwrap_or(false)
+    }
+
     /// Counters; all zero once the connection has been freed.
     pub fn stats(&self) -> ConnectionStats {
         self.with_proto(|pc| pc.stats()).unwrap_or_default()
@@ -348,6 +371,81 @@ pub struct Connecting {
 impl Connecting {
     pub(crate) fn new(conn: Connection) -> Self {
         Self { conn: Some(conn) }
+    }
+
+    /// Use the connection before the handshake completes, sending in 0-RTT packets
+    /// (RFC 9001 §4.6).
+    ///
+    /// Succeeds on a client that resumes a session from a ticket allowing early data
+    /// (an earlier connection to the same server name with the same
+    /// [`ClientConfig`](crate::ClientConfig) TLS configuration, long enough to receive
+    /// the tickets); otherwise gives the `Connecting` back. Streams opened and data
+    /// written now go out at once, within the limits the server sent on the earlier
+    /// connection. The returned [`ZeroRttAccepted`] resolves when the handshake ends:
+    /// `true` if the server processed the early data, `false` if it rejected it — the
+    /// connection then resent it in 1-RTT packets by itself, so the application has
+    /// nothing to redo — or if the connection failed.
+    ///
+    /// Early data can be replayed by an attacker: send only requests that are safe to
+    /// process twice.
+    pub fn into_0rtt(mut self) -> Result<(Connection, ZeroRttAccepted), Connecting> {
+        let pending = self.conn.as_ref().is_some_and(|c| {
+            c.side() == Side::Client && c.zero_rtt_status() == ZeroRttStatus::Pending
+        });
+        match self.conn.take() {
+            Some(conn) if pending => {
+                let accepted = ZeroRttAccepted {
+                    conn: Some(conn.clone()),
+                };
+                Ok((conn, accepted))
+            }
+            other => {
+                self.conn = other;
+                Err(self)
+            }
+        }
+    }
+}
+
+/// Resolves when the handshake of a connection used in 0-RTT (see
+/// [`Connecting::into_0rtt`]) ends: whether the server accepted the early data. `false`
+/// too if the connection failed before the handshake completed.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct ZeroRttAccepted {
+    conn: Option<Connection>,
+}
+
+impl Future for ZeroRttAccepted {
+    type Output = bool;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
+        let Some(conn) = self.conn.as_ref() else {
+            return Poll::Ready(false);
+        };
+        let outcome = {
+            let mut st = conn.inner.shared.lock();
+            match st.parts(conn.inner.id) {
+                None => Some(false),
+                Some((cs, pc)) => match pc.map(|pc| pc.zero_rtt_status()) {
+                    Some(ZeroRttStatus::Accepted) if cs.connected => Some(true),
+                    _ if cs.connected || cs.error.is_some() => Some(false),
+                    None => Some(false),
+                    Some(_) => {
+                        cs.connect_wakers.register(cx);
+                        None
+                    }
+                },
+            }
+        };
+        match outcome {
+            Some(accepted) => {
+                // Drop our reference now rather than when the future is dropped.
+                self.conn = None;
+                Poll::Ready(accepted)
+            }
+            None => Poll::Pending,
+        }
     }
 }
 

@@ -82,14 +82,14 @@ mod state;
 mod streams;
 pub mod tls;
 
-pub use connection::{Connecting, Connection};
+pub use connection::{Connecting, Connection, ZeroRttAccepted};
 pub use endpoint::{Endpoint, SOCKET_BUFFER_SIZE};
 pub use error::{
     ClosedStream, ConnectError, ConnectionError, ReadError, ReadToEndError, SendDatagramError,
     StoppedError, WriteError,
 };
 pub use quiver_proto::config::{self, ClientConfig, EndpointConfig, ServerConfig, TransportConfig};
-pub use quiver_proto::connection::ConnectionStats;
+pub use quiver_proto::connection::{ConnectionStats, ZeroRttStatus};
 pub use quiver_proto::sched::{self, Deadline, SchedulerKind, StreamClass};
 pub use quiver_proto::{Dir, Side, StreamId, VarInt};
 pub use streams::{RecvStream, SendStream};

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use quiver::tls::CipherSuites;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -493,4 +494,182 @@ async fn quinn_client_key_updates_followed_by_quiver_server() {
     assert_eq!(s.key_updates_initiated, 0, "{s:?}");
     assert_eq!(s.auth_failures, 0, "{s:?}");
     assert!(conn.close_reason().is_none());
+}
+
+// ---------------------------------------------------------------------------------------
+// Session resumption and 0-RTT (RFC 9001 §4.5–§4.6), both directions.
+
+/// A quiver client connects to a quinn server once (receiving tickets), then again with
+/// the same configuration: the second handshake resumes and the request goes out in
+/// 0-RTT packets, which quinn accepts.
+#[tokio::test]
+async fn quiver_client_resumes_with_0rtt_to_quinn_server() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quinn_server(&id, Windows::Default);
+    let config = quiver_client_config(&id, Windows::Default, CipherSuites::All);
+    let ep = quiver::Endpoint::client(loopback()).expect("client endpoint");
+
+    let first = within(
+        ep.connect_with(config.clone(), server.addr, NAME)
+            .expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    assert!(!first.is_resumed());
+    assert_pattern(&within(quiver_get(&first, 1024)).await, 1024);
+    first.close(0u32.into(), b"done");
+
+    let connecting = ep.connect_with(config, server.addr, NAME).expect("connect");
+    let Ok((conn, accepted)) = connecting.into_0rtt() else {
+        panic!("no 0-RTT on the second connection (no ticket?)");
+    };
+    let n = 64 * 1024;
+    let got = within(quiver_get(&conn, n)).await;
+    assert_pattern(&got, n);
+    assert!(within(accepted).await, "quinn accepted the early data");
+    assert!(conn.is_resumed());
+    assert!(conn.is_0rtt());
+    let s = conn.stats();
+    assert!(s.zero_rtt_packets_sent > 0, "{s:?}");
+    assert_eq!(
+        s.zero_rtt_packets_accepted, s.zero_rtt_packets_sent,
+        "{s:?}"
+    );
+    assert_eq!(s.zero_rtt_packets_rejected, 0, "{s:?}");
+}
+
+/// The ticket comes from one quinn server, the second connection reaches another one
+/// under the same name that never issued it: the early data is rejected, and the quiver
+/// client resends it in 1-RTT without the application noticing.
+#[tokio::test]
+async fn quiver_client_0rtt_rejected_by_quinn_server_is_resent() {
+    init_tracing();
+    let id = Identity::new();
+    let issuer = quinn_server(&id, Windows::Default);
+    let other = quinn_server(&id, Windows::Default);
+    let config = quiver_client_config(&id, Windows::Default, CipherSuites::All);
+    let ep = quiver::Endpoint::client(loopback()).expect("client endpoint");
+    let first = within(
+        ep.connect_with(config.clone(), issuer.addr, NAME)
+            .expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    assert_pattern(&within(quiver_get(&first, 1024)).await, 1024);
+    first.close(0u32.into(), b"done");
+
+    let connecting = ep.connect_with(config, other.addr, NAME).expect("connect");
+    let Ok((conn, accepted)) = connecting.into_0rtt() else {
+        panic!("no 0-RTT on the second connection (no ticket?)");
+    };
+    let n = 64 * 1024;
+    let got = within(quiver_get(&conn, n)).await;
+    assert_pattern(&got, n);
+    assert!(
+        !within(accepted).await,
+        "the other server cannot accept the ticket"
+    );
+    assert!(!conn.is_resumed());
+    assert_eq!(conn.zero_rtt_status(), quiver::ZeroRttStatus::Rejected);
+    let s = conn.stats();
+    assert!(s.zero_rtt_packets_sent > 0, "{s:?}");
+    assert_eq!(
+        s.zero_rtt_packets_rejected, s.zero_rtt_packets_sent,
+        "{s:?}"
+    );
+}
+
+/// Serve the test protocol on a quiver endpoint and hand each accepted connection out.
+fn quiver_server_handing_out(ep: quiver::Endpoint) -> mpsc::UnboundedReceiver<quiver::Connection> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(conn) = ep.accept().await {
+            let _ = tx.send(conn.clone());
+            tokio::spawn(async move {
+                while let Ok((send, recv)) = conn.accept_bi().await {
+                    tokio::spawn(quiver_respond(conn.clone(), send, recv));
+                }
+            });
+        }
+    });
+    rx
+}
+
+/// A quinn client resumes its session with a quiver server and sends its request in
+/// 0-RTT (`Connecting::into_0rtt`); the quiver server accepts and answers it.
+#[tokio::test]
+async fn quinn_client_resumes_with_0rtt_to_quiver_server() {
+    init_tracing();
+    let id = Identity::new();
+    let ep = quiver_server_endpoint(&id, Windows::Default);
+    let addr = ep.local_addr().expect("local addr");
+    let mut accepted_conns = quiver_server_handing_out(ep.clone());
+    let config = quinn_client_config(&id, Windows::Default, CipherSuites::All);
+    let qep = quinn::Endpoint::client(loopback()).expect("quinn client endpoint");
+
+    let first = within(
+        qep.connect_with(config.clone(), addr, NAME)
+            .expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    assert_pattern(&within(quinn_get(&first, 1024)).await, 1024);
+    let server_first = within(accepted_conns.recv()).await.expect("accepted");
+    assert!(!server_first.is_resumed());
+    first.close(0u32.into(), b"done");
+
+    let connecting = qep.connect_with(config, addr, NAME).expect("connect");
+    let Ok((conn, accepted)) = connecting.into_0rtt() else {
+        panic!("quinn found no 0-RTT ticket from the quiver server");
+    };
+    let n = 64 * 1024;
+    let got = within(quinn_get(&conn, n)).await;
+    assert_pattern(&got, n);
+    assert!(within(accepted).await, "quiver accepted the early data");
+    let server_conn = within(accepted_conns.recv()).await.expect("accepted");
+    assert!(server_conn.is_resumed());
+    assert!(server_conn.is_0rtt());
+    let s = server_conn.stats();
+    assert!(s.zero_rtt_packets_accepted > 0, "{s:?}");
+    assert_eq!(s.zero_rtt_packets_rejected, 0, "{s:?}");
+}
+
+/// A quiver server with `zero_rtt` off still resumes quinn's session but rejects its
+/// early data; quinn reports the rejection.
+#[tokio::test]
+async fn quinn_client_0rtt_rejected_by_quiver_server_without_0rtt() {
+    init_tracing();
+    let id = Identity::new();
+    let mut config = quiver::ServerConfig::new(Arc::new(id.server_tls()));
+    config.transport = quiver_transport(Windows::Default);
+    config.zero_rtt = false;
+    let ep = quiver::Endpoint::server(config, loopback()).expect("quiver server endpoint");
+    let addr = ep.local_addr().expect("local addr");
+    let mut accepted_conns = quiver_server_handing_out(ep.clone());
+    let client_config = quinn_client_config(&id, Windows::Default, CipherSuites::All);
+    let qep = quinn::Endpoint::client(loopback()).expect("quinn client endpoint");
+
+    let first = within(
+        qep.connect_with(client_config.clone(), addr, NAME)
+            .expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    assert_pattern(&within(quinn_get(&first, 1024)).await, 1024);
+    first.close(0u32.into(), b"done");
+    let _ = within(accepted_conns.recv()).await.expect("accepted");
+
+    let connecting = qep
+        .connect_with(client_config, addr, NAME)
+        .expect("connect");
+    let Ok((conn, accepted)) = connecting.into_0rtt() else {
+        panic!("quinn found no 0-RTT ticket from the quiver server");
+    };
+    assert!(!within(accepted).await, "quiver must reject the early data");
+    // quinn's own rule after a rejection: streams opened early are gone; new ones work.
+    assert_pattern(&within(quinn_get(&conn, 1024)).await, 1024);
+    let server_conn = within(accepted_conns.recv()).await.expect("accepted");
+    assert!(server_conn.is_resumed());
+    assert!(!server_conn.is_0rtt());
 }
