@@ -8,8 +8,14 @@
 //! - `TESTCASE`: the test being run. Supported: `handshake`, `transfer`, `multiplexing`,
 //!   `chacha20` (the client offers only ChaCha20-Poly1305), `longrtt`, `keyupdate` (the
 //!   client initiates a 1-RTT key update as soon as RFC 9001 §6.1 allows: right after
-//!   the handshake is confirmed and its first 1-RTT packet acknowledged). Anything else exits
-//!   with code 127 ("unsupported"). Unset means a plain transfer.
+//!   the handshake is confirmed and its first 1-RTT packet acknowledged), `resumption`
+//!   (the client downloads the first URL on one connection, then the others on a second
+//!   connection that resumes the TLS session from a ticket of the first; it fails unless
+//!   the second handshake resumed), `zerortt` (like `resumption`, but the second
+//!   connection sends its requests in 0-RTT packets before the handshake completes; it
+//!   fails unless the server accepted them). The server needs nothing special for either:
+//!   it always issues tickets and accepts 0-RTT. Anything else exits with code 127
+//!   ("unsupported"). Unset means a plain transfer.
 //! - `REQUESTS`: space-separated URLs, used by the client when none are given as
 //!   arguments.
 //! - `SSLKEYLOGFILE`: TLS secrets are appended there (both sides).
@@ -95,6 +101,8 @@ enum TestCase {
     ChaCha20,
     LongRtt,
     KeyUpdate,
+    Resumption,
+    ZeroRtt,
 }
 
 impl TestCase {
@@ -109,6 +117,8 @@ impl TestCase {
                 "chacha20" => Some(TestCase::ChaCha20),
                 "longrtt" => Some(TestCase::LongRtt),
                 "keyupdate" => Some(TestCase::KeyUpdate),
+                "resumption" => Some(TestCase::Resumption),
+                "zerortt" => Some(TestCase::ZeroRtt),
                 _ => None,
             },
         }
@@ -373,11 +383,46 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
         (Ipv4Addr::UNSPECIFIED, 0).into()
     };
     let endpoint = Endpoint::client(bind).context("binding the client socket")?;
-    let conn = endpoint
-        .connect_with(ClientConfig::new(Arc::new(crypto)), remote, &first.host)
-        .with_context(|| format!("connecting to {remote}"))?
-        .await
-        .with_context(|| format!("handshake with {remote}"))?;
+    // One TLS configuration for every connection: it holds the session tickets.
+    let config = ClientConfig::new(Arc::new(crypto));
+    let mut failures = 0;
+    let mut urls = urls;
+    if matches!(testcase, TestCase::Resumption | TestCase::ZeroRtt) && urls.len() > 1 {
+        // The first connection fetches the first file and leaves tickets behind.
+        let rest = urls.split_off(1);
+        let conn = endpoint
+            .connect_with(config.clone(), remote, &first.host)
+            .with_context(|| format!("connecting to {remote}"))?
+            .await
+            .with_context(|| format!("handshake with {remote}"))?;
+        tracing::info!(%remote, "connected (first connection)");
+        failures += download_all(&conn, &args.downloads, urls).await;
+        conn.close(VarInt::from_u32(0), b"done");
+        drop(conn);
+        let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
+        urls = rest;
+    }
+    let connecting = endpoint
+        .connect_with(config, remote, &first.host)
+        .with_context(|| format!("connecting to {remote}"))?;
+    let (conn, early) = if testcase == TestCase::ZeroRtt {
+        match connecting.into_0rtt() {
+            Ok((conn, accepted)) => (conn, Some(accepted)),
+            Err(connecting) => {
+                eprintln!("quiver: no 0-RTT ticket for the second connection");
+                failures += 1;
+                let conn = connecting
+                    .await
+                    .with_context(|| format!("handshake with {remote}"))?;
+                (conn, None)
+            }
+        }
+    } else {
+        let conn = connecting
+            .await
+            .with_context(|| format!("handshake with {remote}"))?;
+        (conn, None)
+    };
     tracing::info!(%remote, "connected");
     if testcase == TestCase::KeyUpdate {
         // Queued until the handshake is confirmed and a 1-RTT packet acknowledged, so
@@ -385,10 +430,49 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
         conn.initiate_key_update();
     }
 
+    // With 0-RTT the requests are written (and sent) before the handshake completes.
+    failures += download_all(&conn, &args.downloads, urls).await;
+    if let Some(accepted) = early {
+        let accepted = accepted.await;
+        let stats = conn.stats();
+        tracing::info!(accepted, sent = stats.zero_rtt_packets_sent, "0-RTT");
+        if !accepted {
+            eprintln!("quiver: the server rejected the 0-RTT data");
+            failures += 1;
+        } else if stats.zero_rtt_packets_sent == 0 {
+            eprintln!("quiver: no request went out in 0-RTT");
+            failures += 1;
+        }
+    }
+    if matches!(testcase, TestCase::Resumption | TestCase::ZeroRtt) && !conn.is_resumed() {
+        eprintln!("quiver: the second handshake did not resume the session");
+        failures += 1;
+    }
+    if testcase == TestCase::KeyUpdate {
+        let stats = conn.stats();
+        tracing::info!(
+            initiated = stats.key_updates_initiated,
+            followed = stats.key_updates_followed,
+            "key updates"
+        );
+        if stats.key_updates_initiated == 0 {
+            eprintln!("quiver: the key update did not happen");
+            failures += 1;
+        }
+    }
+    conn.close(VarInt::from_u32(0), b"done");
+    drop(conn);
+    // Let the CONNECTION_CLOSE reach the server, but do not hang on an absent peer.
+    let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
+    Ok(if failures == 0 { 0 } else { 1 })
+}
+
+/// Download every URL on `conn`, concurrently; returns the number of failures.
+async fn download_all(conn: &Connection, downloads: &Path, urls: Vec<Url>) -> usize {
     let mut tasks = tokio::task::JoinSet::new();
     for url in urls {
         let conn = conn.clone();
-        let downloads = args.downloads.clone();
+        let downloads = downloads.to_path_buf();
         tasks.spawn(async move {
             let result = download(&conn, &downloads, &url.path).await;
             (url.path, result)
@@ -408,23 +492,7 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
             }
         }
     }
-    if testcase == TestCase::KeyUpdate {
-        let stats = conn.stats();
-        tracing::info!(
-            initiated = stats.key_updates_initiated,
-            followed = stats.key_updates_followed,
-            "key updates"
-        );
-        if stats.key_updates_initiated == 0 {
-            eprintln!("quiver: the key update did not happen");
-            failures += 1;
-        }
-    }
-    conn.close(VarInt::from_u32(0), b"done");
-    drop(conn);
-    // Let the CONNECTION_CLOSE reach the server, but do not hang on an absent peer.
-    let _ = tokio::time::timeout(CLOSE_GRACE, endpoint.wait_idle()).await;
-    Ok(if failures == 0 { 0 } else { 1 })
+    failures
 }
 
 async fn download(conn: &Connection, downloads: &Path, path: &str) -> anyhow::Result<()> {

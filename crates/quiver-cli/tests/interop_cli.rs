@@ -59,7 +59,13 @@ fn files() -> Vec<(&'static str, Vec<u8>)> {
 /// Start `quiver interop server` on an ephemeral loopback port; returns the child and the
 /// address it reports.
 async fn start_server(www: &Path) -> (Child, SocketAddr) {
+    start_server_with(www, "transfer").await
+}
+
+/// [`start_server`] with `TESTCASE` set.
+async fn start_server_with(www: &Path, testcase: &str) -> (Child, SocketAddr) {
     let mut child = quiver()
+        .env("TESTCASE", testcase)
         .args(["interop", "server", "--listen", "127.0.0.1:0", "--www"])
         .arg(www)
         .stderr(Stdio::piped())
@@ -257,6 +263,79 @@ async fn binary_client_keyupdate_against_quinn_server() {
         assert!(got == data, "{name}: content differs");
     }
     let _ = std::fs::remove_dir_all(&downloads);
+}
+
+/// TESTCASE=resumption and TESTCASE=zerortt: the client fetches the first file, then
+/// the rest on a second connection that resumes (and, for zerortt, sends its requests in
+/// 0-RTT); it exits 0 only if the session was resumed and the early data accepted.
+#[tokio::test]
+async fn binary_client_resumption_and_zerortt_against_quinn_server() {
+    let addr = spawn_quinn_server();
+    for testcase in ["resumption", "zerortt"] {
+        let downloads = temp_dir(&format!("downloads-{testcase}"));
+        let urls: Vec<String> = files()
+            .iter()
+            .map(|(name, _)| format!("https://{addr}/{name}"))
+            .collect();
+        let status = within(
+            quiver()
+                .args(["interop", "client", "--downloads"])
+                .arg(&downloads)
+                .env("TESTCASE", testcase)
+                .env("REQUESTS", urls.join(" "))
+                .status(),
+        )
+        .await
+        .expect("run client");
+        assert!(status.success(), "{testcase}: client failed: {status}");
+        for (name, data) in files() {
+            let got = std::fs::read(downloads.join(name)).expect(name);
+            assert!(got == data, "{testcase} {name}: content differs");
+        }
+        let _ = std::fs::remove_dir_all(&downloads);
+    }
+}
+
+/// The binary server under TESTCASE=zerortt: a quinn client resumes its session and
+/// its 0-RTT requests are accepted and answered.
+#[tokio::test]
+async fn binary_server_accepts_quinn_0rtt() {
+    let www = temp_dir("www-zerortt");
+    for (name, data) in files() {
+        std::fs::write(www.join(name), data).expect("write www file");
+    }
+    let (mut server, addr) = start_server_with(&www, "zerortt").await;
+    let ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    let config = quinn_client_config();
+    let first = within(
+        ep.connect_with(config.clone(), addr, "localhost")
+            .expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    let got = within(quinn_get(&first, "/small.txt"))
+        .await
+        .expect("first");
+    assert_eq!(got, b"hello interop\n");
+    first.close(0u32.into(), b"done");
+    let Ok((conn, accepted)) = ep
+        .connect_with(config, addr, "localhost")
+        .expect("connect")
+        .into_0rtt()
+    else {
+        panic!("quinn got no 0-RTT ticket from the quiver binary");
+    };
+    for (name, data) in files() {
+        let got = within(quinn_get(&conn, &format!("/{name}")))
+            .await
+            .expect(name);
+        assert!(got == data, "{name}: content differs");
+    }
+    assert!(within(accepted).await, "0-RTT accepted");
+    conn.close(0u32.into(), b"done");
+    within(ep.wait_idle()).await;
+    server.kill().await.expect("kill server");
+    let _ = std::fs::remove_dir_all(&www);
 }
 
 #[tokio::test]
