@@ -205,3 +205,30 @@ fn server_config_of(node: &QuicNode) -> quiver_proto::config::ServerConfig {
         .map(|c| (**c).clone())
         .expect("server endpoint")
 }
+
+/// A server that rejects 0-RTT and now allows fewer streams than the client opened early
+/// under the remembered limit: the client cannot resend within the new limits and closes
+/// the connection with INTERNAL_ERROR instead of violating them.
+#[test]
+fn rejected_zero_rtt_with_lower_limits_closes_cleanly() {
+    let mut run = Run::after_first_connection(14);
+    {
+        let server = run.sim.node_mut::<QuicNode>(run.server).unwrap();
+        let mut cfg = server_config_of(server);
+        cfg.zero_rtt = false;
+        cfg.transport = Arc::new(TransportConfig {
+            max_concurrent_bidi_streams: 2,
+            ..TransportConfig::default()
+        });
+        server.ep.set_server_config(Some(Arc::new(cfg)));
+    }
+    let accepted_before = run.server_app().requests_accepted;
+    run.second_connection(4, 2000, true);
+    run.run_client(Duration::from_secs(5));
+    let c = run.client_app();
+    let lost = c.lost.clone().unwrap_or_default();
+    assert!(lost.contains("0-RTT rejected"), "{lost}");
+    assert_eq!(c.completed, 0);
+    // No stream of the rejected flight reached the server's application.
+    assert_eq!(run.server_app().requests_accepted, accepted_before);
+}

@@ -168,3 +168,37 @@ async fn endpoint_close_ends_accept_and_connections() {
     assert!(within(p.server_ep.accept()).await.is_none());
     within(p.server_ep.wait_idle()).await;
 }
+
+/// quiver ↔ quiver: the second connection of a client endpoint resumes and sends its
+/// requests in 0-RTT; `into_0rtt` is refused when there is no ticket (first connection).
+#[tokio::test]
+async fn resumption_and_0rtt() {
+    init_tracing();
+    let p = pair(Windows::Default, CipherSuites::All).await;
+    let addr = p.conn.remote_address();
+    assert!(!p.conn.is_resumed());
+    assert_pattern(&within(quiver_get(&p.conn, 1024)).await, 1024);
+    p.conn.close(0u32.into(), b"done");
+
+    // Another client endpoint with a fresh TLS configuration has no ticket.
+    let id_less = quiver::Endpoint::client(loopback()).expect("client endpoint");
+    let fresh = quiver_client_config(&Identity::new(), Windows::Default, CipherSuites::All);
+    let connecting = id_less.connect_with(fresh, addr, NAME).expect("connect");
+    let Err(connecting) = connecting.into_0rtt() else {
+        panic!("0-RTT without a ticket");
+    };
+    drop(connecting);
+
+    let connecting = p.client_ep.connect(addr, NAME).expect("connect");
+    let Ok((conn, accepted)) = connecting.into_0rtt() else {
+        panic!("no 0-RTT on the resumed connection");
+    };
+    assert_eq!(conn.zero_rtt_status(), quiver::ZeroRttStatus::Pending);
+    let n = 256 * 1024;
+    assert_pattern(&within(quiver_get(&conn, n)).await, n);
+    assert!(within(accepted).await);
+    assert!(conn.is_resumed() && conn.is_0rtt());
+    let s = conn.stats();
+    assert!(s.zero_rtt_packets_sent > 0, "{s:?}");
+    assert_eq!(s.zero_rtt_packets_rejected, 0, "{s:?}");
+}

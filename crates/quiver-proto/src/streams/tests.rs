@@ -1219,3 +1219,56 @@ fn tuned_window_still_enforces_advertised_limit() {
         TransportErrorCode::FLOW_CONTROL_ERROR
     );
 }
+
+/// 0-RTT rejected (RFC 9000 §7.4.1): the client wrote under remembered limits, its 0-RTT
+/// packets were discarded (handed back as lost), and the server's real limits are lower.
+/// `replace_peer_limits` recomputes the credit from the new values; the data then reaches
+/// a server enforcing them exactly once, without a flow-control error. Limits below what
+/// was already written are refused without changing anything.
+#[test]
+fn replaced_peer_limits_after_rejected_0rtt() {
+    let remembered = config();
+    let mut client = StreamsState::new(Side::Client, config(), Instant::now());
+    client.set_peer_limits(remembered.local_limits());
+    let a = client.open(Dir::Bi).unwrap();
+    let b = client.open(Dir::Bi).unwrap();
+    assert_eq!(client.write(a, &[1; 500]), Ok(500));
+    assert_eq!(client.write(b, &[2; 500]), Ok(500));
+    client.finish(b).unwrap();
+    let (_, sent) = packet(&mut client, 1200);
+    let (_, sent2) = packet(&mut client, 1200);
+    // Rejected: nothing was processed, everything is queued again.
+    client.on_packet_lost(sent);
+    client.on_packet_lost(sent2);
+
+    let lower = |window: u64, conn: u64, streams: u64| StreamsConfig {
+        max_concurrent_bidi: streams,
+        stream_receive_window: window,
+        receive_window: conn,
+        ..config()
+    };
+    // Below what was written on a stream, on the connection, or in stream count.
+    for (cfg, err) in [
+        (lower(400, 3000, 4), LimitsBelowUse::Data),
+        (lower(1000, 900, 4), LimitsBelowUse::Data),
+        (lower(1000, 3000, 1), LimitsBelowUse::Streams),
+    ] {
+        assert_eq!(client.replace_peer_limits(cfg.local_limits()), Err(err));
+    }
+    // Refused replacements changed nothing: the remembered stream credit is intact.
+    let real = lower(600, 1100, 2);
+    client.replace_peer_limits(real.local_limits()).unwrap();
+    // Stream credit now 600 - 500; connection credit 1100 - 1000.
+    assert_eq!(client.write(a, &[1; 300]), Ok(100));
+    assert_eq!(client.write(a, &[1; 10]), Err(WriteError::Blocked));
+    client.finish(a).unwrap();
+    assert!(client.open(Dir::Bi).is_none(), "the real stream limit is 2");
+
+    let mut server = StreamsState::new(Side::Server, real.clone(), Instant::now());
+    server.set_peer_limits(config().local_limits());
+    flush(&mut client, &mut server);
+    let ids: Vec<StreamId> = std::iter::from_fn(|| server.accept(Dir::Bi)).collect();
+    assert_eq!(ids, vec![a, b]);
+    assert_eq!(read_to_end(&mut server, a), (vec![1; 600], true));
+    assert_eq!(read_to_end(&mut server, b), (vec![2; 500], true));
+}
