@@ -83,6 +83,22 @@ impl fmt::Display for ConnectionId {
 #[derive(Clone, Copy, Eq, PartialEq, Hash, Debug, Default)]
 pub struct ResetToken(pub [u8; RESET_TOKEN_SIZE]);
 
+impl ResetToken {
+    /// Whether `bytes` equal this token, compared in constant time (RFC 9000 §10.3.1:
+    /// the comparison must not reveal how many leading bytes matched).
+    pub fn matches(&self, bytes: &[u8]) -> bool {
+        if bytes.len() != RESET_TOKEN_SIZE {
+            return false;
+        }
+        let diff = self
+            .0
+            .iter()
+            .zip(bytes)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        std::hint::black_box(diff) == 0
+    }
+}
+
 /// Extension point: how an endpoint mints the connection IDs it issues.
 ///
 /// Load balancers (QDSR) and relays encode routing information in CIDs; implement this

@@ -17,6 +17,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// How often [`Endpoint`] asks the CID generator for an unused ID before giving up.
+const MAX_CID_ATTEMPTS: usize = 16;
+
 /// Opaque handle of a connection owned by an [`Endpoint`].
 #[derive(Debug, Copy, Clone, Eq, PartialEq, Hash, Ord, PartialOrd)]
 pub struct ConnectionHandle(pub usize);
@@ -47,6 +50,9 @@ pub enum ConnectError {
     /// The TLS configuration could not start a session.
     #[error("TLS configuration error: {0}")]
     Tls(String),
+    /// The connection-ID generator kept producing IDs that are already in use.
+    #[error("the connection ID generator produced no unused ID")]
+    ConnectionIdsExhausted,
 }
 
 /// A queued stateless response (Version Negotiation, stateless reset, refusal).
@@ -84,6 +90,10 @@ pub struct Endpoint {
     by_cid: HashMap<ConnectionId, ConnectionHandle>,
     /// Routing of a client's Initial DCID until it switches to our CID.
     by_initial_dcid: HashMap<ConnectionId, ConnectionHandle>,
+    /// Stateless reset tokens of the remote CIDs our connections send to: a reset
+    /// carries a random DCID, so it is found by its last 16 bytes (RFC 9000 §10.3.1)
+    /// through this index, not by asking every connection.
+    by_reset_token: HashMap<ResetToken, ConnectionHandle>,
     stateless: VecDeque<StatelessResponse>,
 }
 
@@ -101,6 +111,8 @@ struct Slot {
     dirty: bool,
     /// Our CIDs that route to this connection (removed from `by_cid` with it).
     cids: Vec<ConnectionId>,
+    /// The connection's entry in `Endpoint::by_reset_token`.
+    reset_token: Option<ResetToken>,
 }
 
 impl Slot {
@@ -112,6 +124,7 @@ impl Slot {
             in_event_ready: false,
             dirty: false,
             cids: Vec::new(),
+            reset_token: None,
         }
     }
 }
@@ -139,6 +152,7 @@ impl Endpoint {
             next_handle: 0,
             by_cid: HashMap::new(),
             by_initial_dcid: HashMap::new(),
+            by_reset_token: HashMap::new(),
             stateless: VecDeque::new(),
             timers: BTreeSet::new(),
             send_ready: VecDeque::new(),
@@ -172,7 +186,7 @@ impl Endpoint {
         if !packet::is_supported_version(config.version) {
             return Err(ConnectError::UnsupportedVersion(config.version));
         }
-        let local_cid = self.new_cid();
+        let local_cid = self.new_cid().ok_or(ConnectError::ConnectionIdsExhausted)?;
         // RFC 9000 §7.2: the first DCID is random and at least 8 bytes.
         let dcid = ConnectionId::random(&mut self.rng, 8);
         let params = transport_params(&config.transport, &self.config, local_cid, None, None);
@@ -243,14 +257,12 @@ impl Endpoint {
             // RFC 9000 §10.3.1: a stateless reset carries a random DCID, so it matches no
             // CID of ours; it is recognised by its last 16 bytes. Without this check a
             // client never learns that the server lost its state (and would answer the
-            // reset with a reset of its own). A linear scan keeps the token bookkeeping
-            // in the connections; unknown-CID short packets are rare.
+            // reset with a reset of its own). An index holds the token of the CID each
+            // connection sends to; the connection compares it again in constant time.
             let tail = &data[data.len() - RESET_TOKEN_SIZE..];
-            let hit = self
-                .connections
-                .iter()
-                .find(|(_, slot)| slot.conn.is_stateless_reset(tail))
-                .map(|(h, _)| ConnectionHandle(*h));
+            let hit = <[u8; RESET_TOKEN_SIZE]>::try_from(tail)
+                .ok()
+                .and_then(|t| self.by_reset_token.get(&ResetToken(t)).copied());
             if let Some(h) = hit {
                 self.deliver(now, h, remote, ecn, data);
                 return Some(DatagramEvent::Known(h));
@@ -300,7 +312,7 @@ impl Endpoint {
         if dcid.len() < 8 {
             return None; // RFC 9000 §7.2: a client's first DCID is at least 8 bytes
         }
-        let local_cid = self.new_cid();
+        let local_cid = self.new_cid()?;
         let token = self.reset_token(&local_cid);
         let params = transport_params(
             &server.transport,
@@ -446,6 +458,12 @@ impl Endpoint {
         self.connections.len()
     }
 
+    /// The stateless-reset index: token → connection (tests check its upkeep).
+    #[cfg(test)]
+    pub(crate) fn reset_token_index(&self) -> &HashMap<ResetToken, ConnectionHandle> {
+        &self.by_reset_token
+    }
+
     /// Handles of all live connections.
     pub fn connection_handles(&self) -> impl Iterator<Item = ConnectionHandle> + '_ {
         self.connections.keys().map(|h| ConnectionHandle(*h))
@@ -469,6 +487,11 @@ impl Endpoint {
                 }
             }
             self.by_initial_dcid.remove(&slot.conn.orig_dst_cid());
+            if let Some(t) = slot.reset_token {
+                if self.by_reset_token.get(&t) == Some(&h) {
+                    self.by_reset_token.remove(&t);
+                }
+            }
             if let Some(t) = slot.timer {
                 self.timers.remove(&(t, h.0));
             }
@@ -578,13 +601,30 @@ impl Endpoint {
                 EndpointEvent::NeedIdentifiers(n) => {
                     let mut cids = Vec::with_capacity(n);
                     for _ in 0..n {
-                        let cid = self.new_cid();
+                        // A generator without fresh IDs: issue fewer.
+                        let Some(cid) = self.new_cid() else {
+                            break;
+                        };
                         let token = self.reset_token(&cid);
                         self.route_cid(cid, h);
                         cids.push((cid, token));
                     }
                     if let Some(s) = self.connections.get_mut(&h.0) {
                         s.conn.add_local_cids(cids);
+                    }
+                }
+                EndpointEvent::ResetToken(token) => {
+                    let Some(slot) = self.connections.get_mut(&h.0) else {
+                        continue;
+                    };
+                    let old = std::mem::replace(&mut slot.reset_token, token);
+                    if let Some(old) = old {
+                        if self.by_reset_token.get(&old) == Some(&h) {
+                            self.by_reset_token.remove(&old);
+                        }
+                    }
+                    if let Some(new) = token {
+                        self.by_reset_token.insert(new, h);
                     }
                 }
                 EndpointEvent::RetireCid(cid) => {
@@ -599,14 +639,18 @@ impl Endpoint {
         }
     }
 
-    /// A fresh local CID that routes nowhere yet.
-    fn new_cid(&mut self) -> ConnectionId {
-        loop {
+    /// A fresh local CID that routes nowhere yet; `None` when the generator produced
+    /// only IDs in use within [`MAX_CID_ATTEMPTS`] tries (a full or broken generator
+    /// must not hang the endpoint).
+    fn new_cid(&mut self) -> Option<ConnectionId> {
+        for _ in 0..MAX_CID_ATTEMPTS {
             let cid = self.cid_gen.generate(&mut self.rng);
             if cid.is_empty() || !self.by_cid.contains_key(&cid) {
-                return cid;
+                return Some(cid);
             }
         }
+        tracing::warn!("connection ID generator keeps colliding with IDs in use");
+        None
     }
 
     /// Stateless reset token for a CID (RFC 9000 §10.3.2): HMAC of the CID under the
@@ -664,7 +708,9 @@ fn transport_params(
 ) -> TransportParameters {
     let v = VarInt::from_u64_clamped;
     TransportParameters {
-        max_idle_timeout: v(t.max_idle_timeout.map_or(0, |d| d.as_millis() as u64)),
+        max_idle_timeout: v(t
+            .max_idle_timeout
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))),
         max_udp_payload_size: v(u64::from(e.max_udp_payload_size.max(1200))),
         initial_max_data: v(t.receive_window),
         initial_max_stream_data_bidi_local: v(t.stream_receive_window),

@@ -25,6 +25,8 @@ pub(crate) struct CidState {
     retire_prior_to: u64,
     /// RETIRE_CONNECTION_ID frames to (re)send.
     pub(crate) pending_retire: VecDeque<u64>,
+    /// Retirements queued and not yet acknowledged (bounded, RFC 9000 §5.1.2).
+    retire_unacked: u64,
     /// The SCID the peer used in its first packet (checked against its parameters).
     peer_initial_cid: ConnectionId,
     local_cid_len: usize,
@@ -53,6 +55,7 @@ impl CidState {
             active_remote: 0,
             retire_prior_to: 0,
             pending_retire: VecDeque::new(),
+            retire_unacked: 0,
             peer_initial_cid: remote,
             local_cid_len,
             local_limit: 8,
@@ -93,11 +96,23 @@ impl CidState {
         }
     }
 
-    /// Whether `tail` (the last 16 bytes of a datagram) is a stateless reset for us.
+    /// The reset token of the remote CID we currently send to: the only one a
+    /// stateless reset may carry (RFC 9000 §10.3.1: tokens of CIDs not used, or
+    /// retired, must not be checked).
+    pub(crate) fn active_reset_token(&self) -> Option<ResetToken> {
+        self.remote.get(&self.active_remote).and_then(|e| e.1)
+    }
+
+    /// Whether `tail` (the last 16 bytes of a datagram) is a stateless reset for us,
+    /// compared in constant time against the token of the CID in use.
     pub(crate) fn is_stateless_reset(&self, tail: &[u8]) -> bool {
-        self.remote
-            .values()
-            .any(|(_, t)| t.is_some_and(|t| t.0.as_slice() == tail))
+        self.active_reset_token().is_some_and(|t| t.matches(tail))
+    }
+
+    /// Sequence numbers and reset tokens of the peer's CIDs we hold.
+    #[cfg(test)]
+    pub(crate) fn remote_tokens(&self) -> Vec<(u64, Option<ResetToken>)> {
+        self.remote.iter().map(|(s, e)| (*s, e.1)).collect()
     }
 
     /// Our source CID for long headers.
@@ -135,13 +150,15 @@ impl CidState {
         n
     }
 
-    /// A fresh local CID from the endpoint: remember it and announce it.
-    pub(crate) fn issue(&mut self, cid: ConnectionId, token: ResetToken) {
+    /// A fresh local CID from the endpoint: remember it and announce it. Returns its
+    /// sequence number.
+    pub(crate) fn issue(&mut self, cid: ConnectionId, token: ResetToken) -> u64 {
         self.requested = self.requested.saturating_sub(1);
         let seq = self.next_local_seq;
         self.next_local_seq += 1;
         self.local.insert(seq, (cid, token));
         self.pending_new.push_back(seq);
+        seq
     }
 
     /// RETIRE_CONNECTION_ID from the peer. Returns the retired CID, if any.
@@ -168,6 +185,31 @@ impl CidState {
         }
     }
 
+    /// Most retirements we keep track of until they are acknowledged: RFC 9000 §5.1.2
+    /// asks for at least twice our active_connection_id_limit and allows treating more
+    /// as CONNECTION_ID_LIMIT_ERROR, so a peer flooding NEW_CONNECTION_ID frames with
+    /// a growing retire_prior_to cannot grow the queue without bound.
+    fn retire_limit(&self) -> u64 {
+        (4 * self.local_limit).max(16)
+    }
+
+    /// Queue a RETIRE_CONNECTION_ID for a remote CID we stopped using.
+    fn queue_retire(&mut self, seq: u64) -> Result<(), TransportError> {
+        self.retire_unacked += 1;
+        if self.retire_unacked > self.retire_limit() {
+            return Err(TransportError::CONNECTION_ID_LIMIT_ERROR(
+                "too many connection IDs to retire",
+            ));
+        }
+        self.pending_retire.push_back(seq);
+        Ok(())
+    }
+
+    /// Packets carrying `n` RETIRE_CONNECTION_ID frames were acknowledged.
+    pub(crate) fn on_retire_acked(&mut self, n: usize) {
+        self.retire_unacked = self.retire_unacked.saturating_sub(n as u64);
+    }
+
     /// NEW_CONNECTION_ID from the peer.
     pub(crate) fn on_new_cid(
         &mut self,
@@ -191,8 +233,7 @@ impl CidState {
         }
         if seq < self.retire_prior_to {
             // Already retired: retire it right away (RFC 9000 §19.15).
-            self.pending_retire.push_back(seq);
-            return Ok(());
+            return self.queue_retire(seq);
         }
         self.remote.insert(seq, (cid, Some(token)));
         if retire_prior_to > self.retire_prior_to {
@@ -204,7 +245,7 @@ impl CidState {
                 .collect();
             for s in old {
                 self.remote.remove(&s);
-                self.pending_retire.push_back(s);
+                self.queue_retire(s)?;
             }
             if self.active_remote < retire_prior_to {
                 if let Some((&s, _)) = self.remote.iter().next() {

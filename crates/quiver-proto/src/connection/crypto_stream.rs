@@ -83,11 +83,17 @@ impl CryptoSend {
 }
 
 /// Incoming handshake bytes of one level, reassembled in order.
+///
+/// Buffered segments never overlap: a frame that overlaps what is buffered only adds
+/// the bytes not yet held, and those are copied out of the packet, so a segment never
+/// pins the (possibly much larger) datagram buffer it arrived in. Together with the
+/// window check, at most [`MAX_CRYPTO_BUFFER`] bytes are held per level, whatever the
+/// peer sends.
 #[derive(Default, Debug)]
 pub(crate) struct CryptoRecv {
     /// Next offset to deliver to TLS.
     offset: u64,
-    /// Out-of-order segments keyed by offset.
+    /// Out-of-order segments keyed by offset; pairwise disjoint.
     pending: BTreeMap<u64, Bytes>,
     buffered: u64,
 }
@@ -104,22 +110,33 @@ impl CryptoRecv {
                 "too much out-of-order CRYPTO data",
             ));
         }
-        let (offset, data) = if offset < self.offset {
-            let skip = (self.offset - offset) as usize;
-            (self.offset, data.slice(skip..))
-        } else {
-            (offset, data)
-        };
-        match self.pending.get(&offset) {
-            Some(existing) if existing.len() >= data.len() => {}
-            _ => {
-                if let Some(old) = self.pending.insert(offset, data.clone()) {
-                    self.buffered -= old.len() as u64;
-                }
-                self.buffered += data.len() as u64;
+        // The parts of [start, end) that no buffered segment covers yet.
+        let mut pos = offset.max(self.offset);
+        if let Some((&o, seg)) = self.pending.range(..=pos).next_back() {
+            pos = pos.max(o + seg.len() as u64);
+        }
+        let mut gaps: Vec<(u64, u64)> = Vec::new();
+        for (&o, seg) in self.pending.range(pos..end) {
+            if o > pos {
+                gaps.push((pos, o));
             }
+            pos = pos.max(o + seg.len() as u64);
+        }
+        if pos < end {
+            gaps.push((pos, end));
+        }
+        for (from, to) in gaps {
+            let piece = &data[(from - offset) as usize..(to - offset) as usize];
+            self.buffered += piece.len() as u64;
+            self.pending.insert(from, Bytes::copy_from_slice(piece));
         }
         Ok(())
+    }
+
+    /// Bytes currently buffered.
+    #[cfg(test)]
+    pub(crate) fn buffered(&self) -> u64 {
+        self.buffered
     }
 
     /// Take the next in-order bytes, if any.
@@ -152,10 +169,51 @@ mod tests {
         r.insert(5, Bytes::from_static(b"fghij")).unwrap();
         assert!(r.read().is_none());
         r.insert(0, Bytes::from_static(b"abcdefg")).unwrap();
-        assert_eq!(r.read().unwrap(), Bytes::from_static(b"abcdefg"));
-        assert_eq!(r.read().unwrap(), Bytes::from_static(b"hij"));
+        // Only the missing "abcde" was added; the reads deliver each byte once.
+        assert_eq!(r.read().unwrap(), Bytes::from_static(b"abcde"));
+        assert_eq!(r.read().unwrap(), Bytes::from_static(b"fghij"));
         r.insert(2, Bytes::from_static(b"cd")).unwrap();
         assert!(r.read().is_none());
+    }
+
+    /// Overlapping segments are trimmed to what is missing: a peer resending the same
+    /// bytes at shifting offsets cannot make the buffer grow beyond the window.
+    #[test]
+    fn overlapping_segments_are_trimmed_and_bounded() {
+        let mut r = CryptoRecv::default();
+        let seg = Bytes::from(vec![9u8; 1000]);
+        for off in 1..2000u64 {
+            r.insert(off, seg.clone()).unwrap();
+        }
+        // [1, 2999) is held once.
+        assert_eq!(r.buffered(), 2998);
+        assert!(r.pending.len() <= 2000);
+        let mut end = 0;
+        for (&o, s) in &r.pending {
+            assert!(o >= end, "segments overlap");
+            end = o + s.len() as u64;
+        }
+        // A segment in a gap between two others is split around them.
+        let mut r = CryptoRecv::default();
+        r.insert(10, Bytes::from_static(b"kl")).unwrap();
+        r.insert(14, Bytes::from_static(b"op")).unwrap();
+        r.insert(0, Bytes::from_static(b"abcdefghijklmnopqr"))
+            .unwrap();
+        assert_eq!(r.buffered(), 18);
+        let mut got = Vec::new();
+        while let Some(c) = r.read() {
+            got.extend_from_slice(&c);
+        }
+        assert_eq!(got, b"abcdefghijklmnopqr");
+        assert_eq!(r.buffered(), 0);
+        // Beyond the window: CRYPTO_BUFFER_EXCEEDED.
+        let e = r
+            .insert(MAX_CRYPTO_BUFFER + 18, Bytes::from_static(b"x"))
+            .unwrap_err();
+        assert_eq!(
+            e.code,
+            crate::error::TransportErrorCode::CRYPTO_BUFFER_EXCEEDED
+        );
     }
 
     #[test]

@@ -284,6 +284,9 @@ pub(crate) enum EndpointEvent {
     NeedIdentifiers(usize),
     /// A local connection ID was retired by the peer and must no longer route here.
     RetireCid(ConnectionId),
+    /// The stateless reset token a reset for this connection would carry changed
+    /// (the endpoint indexes it, RFC 9000 §10.3.1); `None`: no reset is accepted.
+    ResetToken(Option<ResetToken>),
 }
 
 /// Lifecycle (RFC 9000 §10).
@@ -358,6 +361,9 @@ pub struct Connection {
     /// Initial keys were derived from this DCID (changes after Retry).
     handshake_confirmed: bool,
     handshake_done_pending: bool,
+    /// Server: a packet carrying HANDSHAKE_DONE was acknowledged, so the client has
+    /// confirmed the handshake and a lost copy need not be sent again.
+    handshake_done_acked: bool,
     connected_reported: bool,
     peer_ack_delay_exponent: u8,
     peer_max_ack_delay: Duration,
@@ -365,6 +371,8 @@ pub struct Connection {
     timers: Timers,
     events: VecDeque<Event>,
     endpoint_events: VecDeque<EndpointEvent>,
+    /// The reset token last reported to the endpoint ([`EndpointEvent::ResetToken`]).
+    reported_reset_token: Option<ResetToken>,
     datagrams: Datagrams,
     path_responses: VecDeque<[u8; 8]>,
     close: Option<CloseFrame>,
@@ -475,6 +483,7 @@ impl Connection {
             orig_dst_cid: init.orig_dst_cid,
             handshake_confirmed: false,
             handshake_done_pending: false,
+            handshake_done_acked: false,
             connected_reported: false,
             peer_ack_delay_exponent: 3,
             peer_max_ack_delay: Duration::from_millis(25),
@@ -482,6 +491,7 @@ impl Connection {
             timers: Timers::default(),
             events: VecDeque::new(),
             endpoint_events: VecDeque::new(),
+            reported_reset_token: None,
             datagrams: Datagrams::default(),
             path_responses: VecDeque::new(),
             close: None,
@@ -794,6 +804,17 @@ impl Connection {
     }
 
     pub(crate) fn poll_endpoint_event(&mut self) -> Option<EndpointEvent> {
+        // The token in use changes with the peer's transport parameters and with the
+        // remote CID; report it here, where the endpoint looks after every call.
+        let token = match self.state {
+            State::Draining | State::Drained => None,
+            _ => self.cids.active_reset_token(),
+        };
+        if token != self.reported_reset_token {
+            self.reported_reset_token = token;
+            self.endpoint_events
+                .push_back(EndpointEvent::ResetToken(token));
+        }
         self.endpoint_events.pop_front()
     }
 
@@ -807,14 +828,6 @@ impl Connection {
     /// Local CIDs currently routed to this connection.
     pub(crate) fn local_cids(&self) -> impl Iterator<Item = ConnectionId> + '_ {
         self.cids.local_cids()
-    }
-
-    /// Whether `tail` (the last 16 bytes of a datagram) is a stateless reset token the
-    /// peer issued to us (RFC 9000 §10.3.1), so the endpoint can route a reset whose
-    /// random DCID matches no connection.
-    pub(crate) fn is_stateless_reset(&self, tail: &[u8]) -> bool {
-        !matches!(self.state, State::Draining | State::Drained)
-            && self.cids.is_stateless_reset(tail)
     }
 
     /// The DCID of the client's first Initial.
@@ -867,15 +880,17 @@ impl Connection {
         }
         match self.idle_timeout {
             // RFC 9000 §10.1: at least 3 PTOs so that probes can go out first.
+            // A timeout too large for `Instant` (the peer may advertise up to 2^62 ms,
+            // our config anything) never fires: no timer rather than an overflow.
             Some(t) if !t.is_zero() => {
                 let t = t.max(3 * self.pto_duration());
-                self.timers.set(Timer::Idle, now + t);
+                self.timers.set_opt(Timer::Idle, now.checked_add(t));
             }
             _ => self.timers.stop(Timer::Idle),
         }
         if let Some(ka) = self.config.keep_alive_interval {
             if self.state == State::Established {
-                self.timers.set(Timer::KeepAlive, now + ka);
+                self.timers.set_opt(Timer::KeepAlive, now.checked_add(ka));
             }
         }
     }

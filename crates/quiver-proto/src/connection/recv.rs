@@ -462,7 +462,9 @@ impl Connection {
         }
         if info.handshake_done {
             self.handshake_done_pending = false;
+            self.handshake_done_acked = true;
         }
+        self.cids.on_retire_acked(info.retire_cids.len());
         self.streams.on_packet_acked(&info.streams);
     }
 
@@ -523,8 +525,10 @@ impl Connection {
         }
     }
 
-    fn handshake_confirmed_by_peer(&self) -> bool {
-        false
+    /// Whether the peer is known to have confirmed the handshake: for a server, an
+    /// acknowledged HANDSHAKE_DONE (RFC 9001 §4.1.2); a client sends no HANDSHAKE_DONE.
+    pub(super) fn handshake_confirmed_by_peer(&self) -> bool {
+        self.handshake_done_acked
     }
 
     /// Loss-detection timer fired (RFC 9002 §A.9).

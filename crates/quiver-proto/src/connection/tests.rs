@@ -810,6 +810,9 @@ fn server_follows_a_peer_initiated_key_update() {
 #[path = "tests_key_update.rs"]
 mod key_update_tests;
 
+#[path = "tests_hardening.rs"]
+mod hardening_tests;
+
 // ---- random frames sealed with real keys ----
 
 mod fuzz {

@@ -66,6 +66,7 @@ pub use transmit::SentStreamFrames;
 
 use crate::coding::VarInt;
 use crate::error::TransportError;
+use crate::range_set::RangeSet;
 use crate::sched::{
     Scheduler, SchedulerFactory, SchedulerKind, StreamClass, DEADLINE_EXCEEDED_CODE,
 };
@@ -285,6 +286,10 @@ pub struct StreamsState {
     // Peer-initiated streams.
     /// Number of peer streams opened so far (all lower indices exist or existed).
     next_remote: [u64; 2],
+    /// Peer streams below `next_remote` opened implicitly by a frame for a higher
+    /// index (RFC 9000 §3.2) but not created yet: created when named by a frame or
+    /// accepted, so that a peer naming a high index costs O(1), not O(index).
+    implicit_remote: [RangeSet; 2],
     next_accept: [u64; 2],
     /// Limit decided on (count; queued or sent in MAX_STREAMS).
     local_max_streams: [u64; 2],
@@ -363,6 +368,7 @@ impl StreamsState {
             streams_blocked_sent: [None; 2],
             open_blocked: [false; 2],
             next_remote: [0; 2],
+            implicit_remote: [RangeSet::new(), RangeSet::new()],
             next_accept: [0; 2],
             local_max_streams: [
                 local.initial_max_streams_bidi,
@@ -639,6 +645,7 @@ impl StreamsState {
         }
         let id = StreamId::new(!self.side, dir, self.next_accept[d]);
         self.next_accept[d] += 1;
+        self.materialize(id);
         Some(id)
     }
 
@@ -1018,13 +1025,27 @@ impl StreamsState {
             );
         }
         if index >= self.next_remote[d] {
-            for i in self.next_remote[d]..=index {
-                self.insert_stream(StreamId::new(!self.side, id.dir(), i));
+            // The lower indices are opened too (RFC 9000 §3.2), but only recorded.
+            if index > self.next_remote[d] {
+                self.implicit_remote[d].insert(self.next_remote[d]..index);
             }
+            self.insert_stream(id);
             self.next_remote[d] = index + 1;
             self.events.push_back(StreamEvent::Opened { dir: id.dir() });
+        } else {
+            self.materialize(id);
         }
         Ok(self.streams.contains_key(&id))
+    }
+
+    /// Create a peer stream that was opened implicitly and not created yet.
+    fn materialize(&mut self, id: StreamId) {
+        let d = dir_idx(id.dir());
+        let index = id.index();
+        if self.implicit_remote[d].contains(index) {
+            self.implicit_remote[d].remove(index..index + 1);
+            self.insert_stream(id);
+        }
     }
 
     /// Our send limit for a new stream, from the peer's transport parameters. The peer

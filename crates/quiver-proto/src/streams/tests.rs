@@ -1272,3 +1272,37 @@ fn replaced_peer_limits_after_rejected_0rtt() {
     assert_eq!(read_to_end(&mut server, a), (vec![1; 600], true));
     assert_eq!(read_to_end(&mut server, b), (vec![2; 500], true));
 }
+
+/// A peer naming a stream index far above the last one (but within our limit) opens
+/// every lower stream too (RFC 9000 §3.2); they are recorded, not created, so the
+/// cost does not grow with the index. Each is created when the application accepts it
+/// or a frame names it.
+#[test]
+fn high_peer_stream_index_is_opened_lazily() {
+    let huge = StreamsConfig {
+        max_concurrent_bidi: 1 << 60,
+        ..config()
+    };
+    let (_client, mut server) = pair_with(config(), huge);
+    let high = (1u64 << 59) + 7;
+    let id = StreamId::new(Side::Client, Dir::Bi, high);
+    server
+        .on_stream_frame(id, 0, Bytes::from_static(b"far"), false)
+        .unwrap();
+    assert_eq!(server.streams.len(), 1, "only the named stream exists");
+    // A lower, implicitly opened stream comes into being when a frame names it.
+    let low = StreamId::new(Side::Client, Dir::Bi, 3);
+    server
+        .on_stream_frame(low, 0, Bytes::from_static(b"low"), true)
+        .unwrap();
+    assert_eq!(server.streams.len(), 2);
+    // Accepting yields every index in order; each is created as it is accepted.
+    for i in 0..5u64 {
+        let got = server.accept(Dir::Bi).unwrap();
+        assert_eq!(got, StreamId::new(Side::Client, Dir::Bi, i));
+        assert!(server.streams.contains_key(&got));
+    }
+    assert_eq!(server.read(low, 10).unwrap().as_deref(), Some(&b"low"[..]));
+    assert_eq!(server.streams.len(), 6);
+    assert_eq!(server.read(id, 10).unwrap().as_deref(), Some(&b"far"[..]));
+}
