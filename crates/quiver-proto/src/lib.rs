@@ -60,11 +60,20 @@
 //! [`config::ServerConfig::zero_rtt`] (early data rejected, sessions still resumed) or by
 //! setting the rustls `max_early_data_size` to 0 (tickets no longer allow early data).
 //!
+//! ## Key update and AEAD limits
+//! Peer key updates are followed; [`connection::Connection::initiate_key_update`] starts
+//! one (RFC 9001 §6), and a connection starts one by itself after 3/4 of the AEAD
+//! confidentiality limit ([`config::TransportConfig::confidentiality_limit`]). An update
+//! waits until the handshake is confirmed and a packet of the current key phase was
+//! acknowledged; the previous receive key is kept for three PTOs for reordered packets.
+//! Packets failing authentication are counted across all keys; beyond the integrity
+//! limit ([`config::TransportConfig::integrity_limit`]) the connection closes with
+//! AEAD_LIMIT_REACHED (RFC 9001 §6.6).
+//!
 //! ## What is not implemented yet
 //! Retry (the codec exists, the endpoint does not send it),
 //! connection migration and path validation (a server follows a peer's new address
-//! without validating it), path-MTU discovery, initiating key updates (peer-initiated
-//! updates are followed), and the multipath extension itself.
+//! without validating it), path-MTU discovery, and the multipath extension itself.
 
 #![forbid(unsafe_code)]
 
