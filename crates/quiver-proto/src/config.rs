@@ -85,6 +85,15 @@ pub struct TransportConfig {
     /// for AES-GCM, 2^36 for ChaCha20-Poly1305). Beyond it the connection closes with
     /// AEAD_LIMIT_REACHED. `None`: the suite's limit.
     pub integrity_limit: Option<u64>,
+    /// Whether the peer may migrate actively (RFC 9000 §9). `false` sends the
+    /// `disable_active_migration` transport parameter; a server then drops packets that
+    /// arrive from a new address with a new connection ID (an active migration) but
+    /// still follows NAT rebinding (new address, same connection ID) after validating
+    /// it. Default `true`. A client's setting only affects the parameter it sends.
+    pub allow_active_migration: bool,
+    /// Client: after the handshake is confirmed, probe the server's preferred address
+    /// (RFC 9000 §9.6) and move there once it is validated. Default `true`.
+    pub migrate_to_preferred_address: bool,
 }
 
 /// Settings of path MTU discovery ([`TransportConfig::mtu_discovery`]).
@@ -137,6 +146,8 @@ impl Default for TransportConfig {
             pacing: crate::cc::PacerConfig::default(),
             confidentiality_limit: None,
             integrity_limit: None,
+            allow_active_migration: true,
+            migrate_to_preferred_address: true,
         }
     }
 }
@@ -218,6 +229,20 @@ pub struct ServerConfig {
     /// does about it. While tickets issued under one `transport` configuration are valid,
     /// do not lower its limits (RFC 9000 §7.4.1) without turning this off.
     pub zero_rtt: bool,
+    /// Preferred address offered to clients (RFC 9000 §9.6): each connection gets a
+    /// second connection ID, routed like the first, that the client uses there. Packets
+    /// to the preferred address must reach this endpoint (for the runtime: the same
+    /// socket, bound to a wildcard address, with the preferred IP on the same port).
+    pub preferred_address: Option<PreferredAddressConfig>,
+}
+
+/// The addresses of [`ServerConfig::preferred_address`]; at least one should be set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PreferredAddressConfig {
+    /// IPv4 preferred address.
+    pub v4: Option<std::net::SocketAddrV4>,
+    /// IPv6 preferred address.
+    pub v6: Option<std::net::SocketAddrV6>,
 }
 
 impl ServerConfig {
@@ -228,6 +253,7 @@ impl ServerConfig {
             transport: Arc::new(TransportConfig::default()),
             max_connections: 100_000,
             zero_rtt: true,
+            preferred_address: None,
         }
     }
 }

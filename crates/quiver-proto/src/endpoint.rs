@@ -8,7 +8,7 @@ use crate::connection::{Connection, ConnectionInit, EndpointEvent, Event, Transm
 use crate::crypto::{initial_keys, TlsSession};
 use crate::packet;
 use crate::shared::{EcnCodepoint, Side};
-use crate::transport_params::TransportParameters;
+use crate::transport_params::{PreferredAddress, TransportParameters};
 use bytes::BytesMut;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
@@ -189,7 +189,7 @@ impl Endpoint {
         let local_cid = self.new_cid().ok_or(ConnectError::ConnectionIdsExhausted)?;
         // RFC 9000 §7.2: the first DCID is random and at least 8 bytes.
         let dcid = ConnectionId::random(&mut self.rng, 8);
-        let params = transport_params(&config.transport, &self.config, local_cid, None, None);
+        let params = transport_params(&config.transport, &self.config, local_cid, None, None, None);
         let mut encoded = Vec::new();
         params.encode(&mut encoded);
         let tls =
@@ -219,6 +219,8 @@ impl Endpoint {
             initial_keys: keys,
             local_cid_len: self.cid_gen.cid_len(),
             max_udp_payload_size: self.config.max_udp_payload_size,
+            rng_seed: self.rng.gen(),
+            preferred_cid: None,
         });
         let h = self.insert(conn);
         self.route_cid(local_cid, h);
@@ -245,11 +247,11 @@ impl Endpoint {
         };
 
         if let Some(&h) = self.by_cid.get(&dcid) {
-            self.deliver(now, h, remote, ecn, data);
+            self.deliver(now, h, remote, local_ip, ecn, data);
             return Some(DatagramEvent::Known(h));
         }
         if let Some(&h) = self.by_initial_dcid.get(&dcid) {
-            self.deliver(now, h, remote, ecn, data);
+            self.deliver(now, h, remote, local_ip, ecn, data);
             return Some(DatagramEvent::Known(h));
         }
 
@@ -264,7 +266,7 @@ impl Endpoint {
                 .ok()
                 .and_then(|t| self.by_reset_token.get(&ResetToken(t)).copied());
             if let Some(h) = hit {
-                self.deliver(now, h, remote, ecn, data);
+                self.deliver(now, h, remote, local_ip, ecn, data);
                 return Some(DatagramEvent::Known(h));
             }
         }
@@ -314,12 +316,27 @@ impl Endpoint {
         }
         let local_cid = self.new_cid()?;
         let token = self.reset_token(&local_cid);
+        // RFC 9000 §9.6: the preferred address comes with a CID of its own (sequence 1).
+        let preferred = server.preferred_address.and_then(|pa| {
+            let cid = self.new_cid();
+            if cid.is_empty() {
+                return None; // a zero-length CID cannot be offered (§18.2)
+            }
+            let token = self.reset_token(&cid);
+            Some((pa, cid, token))
+        });
         let params = transport_params(
             &server.transport,
             &self.config,
             local_cid,
             Some(dcid),
             Some(token),
+            preferred.map(|(pa, cid, token)| PreferredAddress {
+                address_v4: pa.v4,
+                address_v6: pa.v6,
+                connection_id: cid,
+                stateless_reset_token: token,
+            }),
         );
         let mut encoded = Vec::new();
         params.encode(&mut encoded);
@@ -343,11 +360,16 @@ impl Endpoint {
             initial_keys: keys,
             local_cid_len: self.cid_gen.cid_len(),
             max_udp_payload_size: self.config.max_udp_payload_size,
+            rng_seed: self.rng.gen(),
+            preferred_cid: preferred.map(|(_, cid, token)| (cid, token)),
         });
         let h = self.insert(conn);
         self.route_cid(local_cid, h);
+        if let Some((_, cid, _)) = preferred {
+            self.route_cid(cid, h);
+        }
         self.by_initial_dcid.insert(dcid, h);
-        self.deliver(now, h, remote, ecn, data);
+        self.deliver(now, h, remote, local_ip, ecn, data);
         Some(DatagramEvent::NewConnection(h))
     }
 
@@ -578,11 +600,12 @@ impl Endpoint {
         now: Instant,
         h: ConnectionHandle,
         remote: SocketAddr,
+        local_ip: Option<IpAddr>,
         ecn: Option<EcnCodepoint>,
         data: BytesMut,
     ) {
         if let Some(slot) = self.connections.get_mut(&h.0) {
-            slot.conn.handle_datagram(now, remote, ecn, data);
+            slot.conn.handle_datagram(now, remote, local_ip, ecn, data);
         }
         self.touch(h.0);
         self.process_endpoint_events(h);
@@ -705,6 +728,7 @@ fn transport_params(
     local_cid: ConnectionId,
     orig_dst_cid: Option<ConnectionId>,
     reset_token: Option<ResetToken>,
+    preferred_address: Option<PreferredAddress>,
 ) -> TransportParameters {
     let v = VarInt::from_u64_clamped;
     TransportParameters {
@@ -725,7 +749,8 @@ fn transport_params(
         original_dst_cid: orig_dst_cid,
         stateless_reset_token: reset_token,
         max_datagram_frame_size: t.datagram_receive_buffer_size.map(|_| v(65_535)),
-        disable_active_migration: true,
+        disable_active_migration: !t.allow_active_migration,
+        preferred_address,
         ..TransportParameters::default()
     }
 }

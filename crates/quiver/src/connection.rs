@@ -5,7 +5,7 @@ use crate::state::{dir_idx, wake, ConnId, Shared, State};
 use crate::streams::{RecvStream, SendStream};
 use bytes::Bytes;
 use quiver_proto::connection::{
-    ConnectionStats, SendDatagramError as ProtoDatagramError, ZeroRttStatus,
+    ConnectionStats, PathState, SendDatagramError as ProtoDatagramError, ZeroRttStatus,
 };
 use quiver_proto::sched::StreamClass;
 use quiver_proto::{Dir, Side, StreamId, VarInt};
@@ -285,6 +285,14 @@ impl Connection {
             cs.remote = pc.remote_address();
         }
         cs.remote
+    }
+
+    /// Validation state of the path in use (RFC 9000 §8.2): after the peer moved (or
+    /// after [`Endpoint::rebind`](crate::Endpoint::rebind)) it is `Validating` until the
+    /// PATH_CHALLENGE is answered. `Failed` once the connection is freed.
+    pub fn path_state(&self) -> PathState {
+        self.with_proto(|pc| pc.path_state())
+            .unwrap_or(PathState::Failed)
     }
 
     /// Smoothed round-trip time estimate (RFC 9002 §5.3).

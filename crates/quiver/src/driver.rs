@@ -26,7 +26,7 @@
 //! cannot steal, so without yielding an application task (a `Connecting`, a reader)
 //! waited for up to [`ROUNDS`] more rounds of protocol work while the other core idled.
 
-use crate::state::{wake, Shared, State};
+use crate::state::{wake, Shared, Socket, State};
 use quiver_proto::connection::Transmit;
 use quiver_proto::shared::EcnCodepoint;
 use std::collections::VecDeque;
@@ -44,9 +44,11 @@ const RECV_SLOT: usize = 64 * 1024;
 
 /// Run the driver until the endpoint is unused and drained, or the socket fails.
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut io = Io::new(&shared);
+    let mut io = Io::new(&shared.socket());
     loop {
-        let deadline = match io.run_rounds(&shared) {
+        // Re-read every wake-up: `Endpoint::rebind` may have replaced it.
+        let socket = shared.socket();
+        let deadline = match io.run_rounds(&shared, &socket) {
             Step::Exit => return,
             Step::Failed(e) => {
                 tracing::error!("UDP socket failed, stopping the endpoint: {e}");
@@ -71,12 +73,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
         };
         tokio::select! {
-            r = shared.socket.readable() => {
+            r = socket.io.readable() => {
                 if let Err(e) = r {
                     tracing::warn!("UDP readiness: {e}");
                 }
             }
-            r = shared.socket.writable(), if !io.out.is_empty() => {
+            r = socket.io.writable(), if !io.out.is_empty() => {
                 if let Err(e) = r {
                     tracing::warn!("UDP readiness: {e}");
                 }
@@ -119,9 +121,9 @@ struct Io {
 }
 
 impl Io {
-    fn new(shared: &Shared) -> Self {
+    fn new(socket: &Socket) -> Self {
         let slots = quinn_udp::BATCH_SIZE.max(1);
-        let _ = shared.udp.gro_segments(); // GRO batches never exceed RECV_SLOT.
+        let _ = socket.udp.gro_segments(); // GRO batches never exceed RECV_SLOT.
         Self {
             recv_buf: vec![0; RECV_SLOT * slots],
             meta: vec![quinn_udp::RecvMeta::default(); slots],
@@ -132,13 +134,13 @@ impl Io {
     }
 
     /// Up to [`ROUNDS`] rounds of I/O and protocol work.
-    fn run_rounds(&mut self, shared: &Shared) -> Step {
-        let max_segments = shared.udp.max_gso_segments().max(1);
+    fn run_rounds(&mut self, shared: &Shared, socket: &Socket) -> Step {
+        let max_segments = socket.udp.max_gso_segments().max(1);
         for _ in 0..ROUNDS {
             // 1. What the last round prepared.
-            let send_blocked = !self.flush(shared);
+            let send_blocked = !self.flush(socket);
             // 2. One receive syscall.
-            let more_to_read = match self.receive(shared) {
+            let more_to_read = match self.receive(socket) {
                 Ok(more) => more,
                 Err(e) => return Step::Failed(e),
             };
@@ -154,7 +156,7 @@ impl Io {
             let woke = !wakes.is_empty();
             let (more_to_send, deadline) = match outcome {
                 Round::Exit => {
-                    self.flush(shared);
+                    self.flush(socket);
                     wake(wakes);
                     return Step::Exit;
                 }
@@ -163,7 +165,7 @@ impl Io {
                     deadline,
                 } => (more_to_send, deadline),
             };
-            let send_blocked = !self.flush(shared);
+            let send_blocked = !self.flush(socket);
             wake(wakes);
             if !more_to_read && (!more_to_send || send_blocked) {
                 return Step::Wait(deadline);
@@ -210,7 +212,7 @@ impl Io {
 
     /// One receive syscall into the receive buffers; `Ok(true)` if the socket may hold
     /// more.
-    fn receive(&mut self, shared: &Shared) -> io::Result<bool> {
+    fn receive(&mut self, socket: &Socket) -> io::Result<bool> {
         self.received = 0;
         loop {
             let received = {
@@ -219,10 +221,10 @@ impl Io {
                     .chunks_mut(RECV_SLOT)
                     .map(IoSliceMut::new)
                     .collect();
-                shared.socket.try_io(Interest::READABLE, || {
-                    shared
+                socket.io.try_io(Interest::READABLE, || {
+                    socket
                         .udp
-                        .recv((&shared.socket).into(), &mut bufs, &mut self.meta)
+                        .recv((&socket.io).into(), &mut bufs, &mut self.meta)
                 })
             };
             return match received {
@@ -302,9 +304,9 @@ impl Io {
 
     /// Send the prepared transmits; `false` if the kernel refused one (`WouldBlock`),
     /// which then stays at the front of the queue.
-    fn flush(&mut self, shared: &Shared) -> bool {
+    fn flush(&mut self, socket: &Socket) -> bool {
         while let Some(o) = self.out.front() {
-            if !send(shared, &o.transmit, &o.data) {
+            if !send(socket, &o.transmit, &o.data) {
                 return false;
             }
             if let Some(o) = self.out.pop_front() {
@@ -329,7 +331,7 @@ enum Round {
 }
 
 /// Hand one transmit to the kernel; `false` if the socket buffer is full.
-fn send(shared: &Shared, t: &Transmit, data: &[u8]) -> bool {
+fn send(socket: &Socket, t: &Transmit, data: &[u8]) -> bool {
     let Some(contents) = data.get(..t.size) else {
         tracing::error!(
             size = t.size,
@@ -349,8 +351,8 @@ fn send(shared: &Shared, t: &Transmit, data: &[u8]) -> bool {
     };
     // quinn-udp reports only `WouldBlock`; other send errors are logged and the
     // datagram is dropped, as loss recovery will resend its contents.
-    match shared.socket.try_io(Interest::WRITABLE, || {
-        shared.udp.send((&shared.socket).into(), &transmit)
+    match socket.io.try_io(Interest::WRITABLE, || {
+        socket.udp.send((&socket.io).into(), &transmit)
     }) {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,

@@ -2,8 +2,9 @@
 
 use crate::connection::{ConnRef, Connecting, Connection};
 use crate::error::ConnectError;
-use crate::state::{wake, Shared, State};
+use crate::state::{wake, Shared, Socket, State};
 use quiver_proto::config::{ClientConfig, EndpointConfig, ServerConfig};
+use quiver_proto::connection::MigrateError;
 use quiver_proto::{Side, VarInt};
 use std::future::poll_fn;
 use std::io;
@@ -43,7 +44,7 @@ pub struct Endpoint {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("local_addr", &self.socket.local_addr().ok())
+            .field("local_addr", &self.socket().io.local_addr().ok())
             .finish_non_exhaustive()
     }
 }
@@ -165,21 +166,14 @@ impl Endpoint {
         })?;
         let mut shards = Vec::new();
         for (config, server_config, socket) in parts {
-            socket.set_nonblocking(true)?;
-            // Enables ECN, GRO and destination-address reporting where the OS supports
-            // them.
-            let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
-            let socket = {
-                let _guard = runtime.enter();
-                tokio::net::UdpSocket::from_std(socket)?
-            };
+            let socket = Socket::new(socket, &runtime)?;
             let proto = quiver_proto::endpoint::Endpoint::new(
                 Arc::new(config),
                 server_config.map(Arc::new),
             );
             let mut state = State::new(proto);
             state.endpoint_refs = 1;
-            shards.push(Arc::new(Shared::new(state, socket, udp)));
+            shards.push(Arc::new(Shared::new(state, socket)));
         }
         for shared in &shards {
             runtime.spawn(crate::driver::run(shared.clone()));
@@ -303,9 +297,71 @@ impl Endpoint {
         .await
     }
 
+    /// Switch to a new UDP socket, like quinn's `Endpoint::rebind`: every client
+    /// connection of this endpoint migrates to it (RFC 9000 §9.2). Each takes an unused
+    /// connection ID of the server if it has one (§9.5), restarts congestion control and
+    /// its RTT estimate if the local IP changed (§9.4), and validates the new path with a
+    /// PATH_CHALLENGE; the server sees the new address and validates it too. Server
+    /// connections of the endpoint are not migrated (servers do not migrate, §9).
+    ///
+    /// Fails without changing anything if the endpoint has several shards, or if the
+    /// server of an established client connection sent `disable_active_migration`
+    /// (§18.2), or if the socket cannot be set up. Must be called within a tokio
+    /// runtime.
+    pub fn rebind(&self, socket: UdpSocket) -> io::Result<()> {
+        if self.shards.len() != 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "rebind needs an endpoint with one shard",
+            ));
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+            io::Error::other(format!(
+                "quiver::Endpoint::rebind needs a tokio runtime: {e}"
+            ))
+        })?;
+        let shared = &self.shards[0];
+        let new_ip = socket.local_addr()?.ip();
+        let socket = Socket::new(socket, &runtime)?;
+        let wakes = {
+            let mut st = shared.lock();
+            let handles: Vec<_> = st.proto.connection_handles().collect();
+            for &h in &handles {
+                let Some(c) = st.proto.connection(h) else {
+                    continue;
+                };
+                if c.side().is_client() {
+                    if let Err(e @ MigrateError::DisabledByPeer) = c.migration_allowed() {
+                        return Err(io::Error::new(io::ErrorKind::PermissionDenied, e));
+                    }
+                }
+            }
+            let old = shared.replace_socket(socket);
+            let ip_changed = old.io.local_addr().map(|a| a.ip()).ok() != Some(new_ip);
+            let now = Instant::now();
+            for h in handles {
+                let Some(c) = st.proto.connection_mut(h) else {
+                    continue;
+                };
+                if !c.side().is_client() {
+                    continue;
+                }
+                if let Err(e) = c.migrate(now, ip_changed) {
+                    // Not yet confirmed or closing: it continues from the new socket
+                    // without a validation of its own.
+                    tracing::debug!("connection not migrated: {e}");
+                }
+            }
+            st.take_wakes()
+        };
+        wake(wakes);
+        shared.wake_driver();
+        Ok(())
+    }
+
     /// The local address of the socket.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.shards[0].socket.local_addr()
+        self.shards[0].socket().io.local_addr()
     }
 
     /// Close every connection with an application error `code` and `reason`, and stop

@@ -17,7 +17,7 @@ use quiver_proto::endpoint::{ConnectionHandle, Endpoint as ProtoEndpoint};
 use quiver_proto::{Dir, Side, StreamId, TransportError, VarInt};
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::task::{Context, Waker};
 use std::time::Instant;
 use tokio::sync::Notify;
@@ -30,24 +30,57 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// Wakes the driver after an application call changed the core's state.
     pub(crate) notify: Notify,
-    /// The UDP socket (readiness through tokio, syscalls through quinn-udp).
-    pub(crate) socket: tokio::net::UdpSocket,
-    /// quinn-udp's per-socket state (GSO/GRO capabilities, ECN setup).
+    /// The UDP socket; replaced by [`crate::Endpoint::rebind`].
+    socket: RwLock<Arc<Socket>>,
+}
+
+/// A UDP socket as the driver uses it.
+pub(crate) struct Socket {
+    /// Readiness through tokio.
+    pub(crate) io: tokio::net::UdpSocket,
+    /// quinn-udp's per-socket state (GSO/GRO capabilities, ECN setup); syscalls.
     pub(crate) udp: quinn_udp::UdpSocketState,
 }
 
-impl Shared {
+impl Socket {
+    /// Wrap a bound std socket (made non-blocking) for the runtime `runtime`.
     pub(crate) fn new(
-        state: State,
-        socket: tokio::net::UdpSocket,
-        udp: quinn_udp::UdpSocketState,
-    ) -> Self {
+        socket: std::net::UdpSocket,
+        runtime: &tokio::runtime::Handle,
+    ) -> std::io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        // Enables ECN, GRO and destination-address reporting where the OS supports
+        // them.
+        let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
+        let io = {
+            let _guard = runtime.enter();
+            tokio::net::UdpSocket::from_std(socket)?
+        };
+        Ok(Self { io, udp })
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(state: State, socket: Socket) -> Self {
         Self {
             state: Mutex::new(state),
             notify: Notify::new(),
-            socket,
-            udp,
+            socket: RwLock::new(Arc::new(socket)),
         }
+    }
+
+    /// The socket in use now.
+    pub(crate) fn socket(&self) -> Arc<Socket> {
+        self.socket
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Use `socket` from now on; returns the previous one.
+    pub(crate) fn replace_socket(&self, socket: Socket) -> Arc<Socket> {
+        let mut s = self.socket.write().unwrap_or_else(PoisonError::into_inner);
+        std::mem::replace(&mut *s, Arc::new(socket))
     }
 
     /// Lock the state. A panic while the lock was held (a bug) does not make every later

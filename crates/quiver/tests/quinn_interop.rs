@@ -673,3 +673,155 @@ async fn quinn_client_0rtt_rejected_by_quiver_server_without_0rtt() {
     assert!(server_conn.is_resumed());
     assert!(!server_conn.is_0rtt());
 }
+
+// ---------------------------------------------------------------------------------------
+// Migration (RFC 9000 §9): a client rebinds its socket mid-transfer; the server's
+// preferred address (§9.6).
+
+/// Response size of the migration tests; the rebind happens after `REBIND_AFTER` bytes.
+const MIGRATION_RESPONSE: u64 = 8 * 1024 * 1024;
+const REBIND_AFTER: usize = 1024 * 1024;
+
+fn fresh_socket() -> std::net::UdpSocket {
+    std::net::UdpSocket::bind(loopback()).expect("new client socket")
+}
+
+#[tokio::test]
+async fn quinn_client_rebinds_against_quiver_server() {
+    init_tracing();
+    let id = Identity::new();
+    let ep = quiver_server_endpoint(&id, Windows::Default);
+    let addr = ep.local_addr().expect("local addr");
+    let (tx, mut conns) = mpsc::unbounded_channel();
+    let _closed = spawn_quiver_server_with(ep.clone(), Some(tx));
+    let (qep, conn) = quinn_connect(&id, Windows::Default, CipherSuites::All, addr).await;
+    let server_conn = within(conns.recv()).await.expect("accepted");
+    let old = qep.local_addr().expect("client addr");
+    assert_eq!(server_conn.remote_address(), old);
+    let got = within(async {
+        let (mut send, mut recv) = conn.open_bi().await.expect("open_bi");
+        send.write_all(&get_request(MIGRATION_RESPONSE))
+            .await
+            .expect("request");
+        send.finish().expect("finish");
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut rebound = false;
+        while let Some(n) = recv.read(&mut buf).await.expect("read") {
+            got.extend_from_slice(&buf[..n]);
+            if !rebound && got.len() >= REBIND_AFTER {
+                // Mid-transfer: quinn moves to a new local port.
+                qep.rebind(fresh_socket()).expect("rebind");
+                rebound = true;
+            }
+        }
+        assert!(rebound, "the response was too short to rebind during it");
+        got
+    })
+    .await;
+    assert_pattern(&got, MIGRATION_RESPONSE);
+    let new = qep.local_addr().expect("client addr");
+    assert_ne!(new, old);
+    // The quiver server followed the client to its new address after validating it.
+    assert_eq!(server_conn.remote_address(), new);
+    let stats = server_conn.stats();
+    assert_eq!(stats.migrations, 1, "{stats:?}");
+    assert!(stats.paths_validated >= 1, "{stats:?}");
+    assert_eq!(
+        server_conn.path_state(),
+        quiver::PathState::Validated,
+        "{stats:?}"
+    );
+}
+
+#[tokio::test]
+async fn quiver_client_rebinds_against_quinn_server() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quinn_server(&id, Windows::Default);
+    let (ep, conn) = quiver_connect(&id, Windows::Default, CipherSuites::All, server.addr).await;
+    let old = ep.local_addr().expect("client addr");
+    let got = within(async {
+        let (mut send, mut recv) = conn.open_bi().await.expect("open_bi");
+        send.write_all(&get_request(MIGRATION_RESPONSE))
+            .await
+            .expect("request");
+        send.finish().expect("finish");
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut rebound = false;
+        while let Some(n) = recv.read(&mut buf).await.expect("read") {
+            got.extend_from_slice(&buf[..n]);
+            if !rebound && got.len() >= REBIND_AFTER {
+                ep.rebind(fresh_socket()).expect("rebind");
+                rebound = true;
+            }
+        }
+        assert!(rebound, "the response was too short to rebind during it");
+        got
+    })
+    .await;
+    assert_pattern(&got, MIGRATION_RESPONSE);
+    assert_ne!(ep.local_addr().expect("client addr"), old);
+    let stats = conn.stats();
+    assert_eq!(stats.migrations, 1, "{stats:?}");
+    // quinn answered our PATH_CHALLENGE from the new address.
+    assert!(stats.paths_validated >= 1, "{stats:?}");
+    assert_eq!(conn.path_state(), quiver::PathState::Validated);
+    // And the connection keeps working from there.
+    assert_pattern(&within(quiver_get(&conn, 1000)).await, 1000);
+}
+
+#[tokio::test]
+async fn quiver_client_refuses_rebind_when_quinn_disables_migration() {
+    init_tracing();
+    let id = Identity::new();
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(id.server_tls())
+        .expect("quinn server crypto");
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    config.migration(false);
+    let qep = quinn::Endpoint::server(config, loopback()).expect("quinn server");
+    let addr = qep.local_addr().expect("addr");
+    let _closed = spawn_quinn_server(qep.clone());
+    let (ep, conn) = quiver_connect(&id, Windows::Default, CipherSuites::All, addr).await;
+    // Wait for HANDSHAKE_DONE: before it, migration is refused for another reason.
+    assert_pattern(&within(quiver_get(&conn, 1000)).await, 1000);
+    let old = ep.local_addr().expect("addr");
+    let err = ep
+        .rebind(fresh_socket())
+        .expect_err("peer disabled migration");
+    assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+    assert_eq!(ep.local_addr().expect("addr"), old, "socket unchanged");
+    assert_pattern(&within(quiver_get(&conn, 1000)).await, 1000);
+}
+
+#[tokio::test]
+async fn quiver_client_moves_to_quinn_server_preferred_address() {
+    init_tracing();
+    let id = Identity::new();
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(id.server_tls())
+        .expect("quinn server crypto");
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    // The server listens on every loopback address; clients connect to 127.0.0.1 and
+    // are offered 127.0.0.2 on the same port.
+    let qep = quinn::Endpoint::server(config.clone(), SocketAddr::from(([0, 0, 0, 0], 0)))
+        .expect("quinn server");
+    let port = qep.local_addr().expect("addr").port();
+    let preferred = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(127, 0, 0, 2), port);
+    config.preferred_address_v4(Some(preferred));
+    qep.set_server_config(Some(config));
+    let _closed = spawn_quinn_server(qep.clone());
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (_ep, conn) = quiver_connect(&id, Windows::Default, CipherSuites::All, addr).await;
+    // The move happens after the handshake is confirmed and the probe is answered.
+    let n = 2 * 1024 * 1024;
+    assert_pattern(&within(quiver_get(&conn, n)).await, n);
+    within(async {
+        while conn.remote_address() != SocketAddr::V4(preferred) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(conn.stats().migrations, 1);
+    assert_pattern(&within(quiver_get(&conn, n)).await, n);
+}

@@ -5,6 +5,10 @@ use crate::cid::{ConnectionId, ResetToken};
 use crate::error::TransportError;
 use std::collections::{BTreeMap, VecDeque};
 
+/// Sequence number of the CID carried in the preferred_address transport parameter
+/// (RFC 9000 §5.1.1).
+pub(crate) const PREFERRED_ADDRESS_SEQ: u64 = 1;
+
 /// CIDs of both directions.
 #[derive(Debug)]
 pub(crate) struct CidState {
@@ -159,6 +163,54 @@ impl CidState {
         self.local.insert(seq, (cid, token));
         self.pending_new.push_back(seq);
         seq
+    }
+
+    /// Server: the CID offered with the preferred address (sequence number 1).
+    pub(crate) fn issue_preferred(&mut self, cid: ConnectionId, token: ResetToken) {
+        self.local.insert(PREFERRED_ADDRESS_SEQ, (cid, token));
+        self.next_local_seq = self.next_local_seq.max(PREFERRED_ADDRESS_SEQ + 1);
+    }
+
+    /// Client: the server's preferred-address CID (sequence number 1, RFC 9000 §5.1.1).
+    pub(crate) fn add_preferred_remote(&mut self, cid: ConnectionId, token: ResetToken) {
+        self.remote
+            .entry(PREFERRED_ADDRESS_SEQ)
+            .or_insert((cid, Some(token)));
+    }
+
+    /// The peer CID of sequence number `seq`, if we hold it.
+    pub(crate) fn remote_by_seq(&self, seq: u64) -> Option<ConnectionId> {
+        self.remote.get(&seq).map(|e| e.0)
+    }
+
+    /// Send to the peer CID `seq` from now on, retiring the one in use (RFC 9000 §9.5).
+    pub(crate) fn use_remote(&mut self, seq: u64) {
+        if seq == self.active_remote || !self.remote.contains_key(&seq) {
+            return;
+        }
+        let old = std::mem::replace(&mut self.active_remote, seq);
+        self.remote.remove(&old);
+        self.pending_retire.push_back(old);
+    }
+
+    /// A new path: switch to an unused peer CID if the peer issued a spare one
+    /// (RFC 9000 §9.5). Returns whether it switched.
+    pub(crate) fn rotate_remote(&mut self) -> bool {
+        if self.remote_cid().is_empty() {
+            return false;
+        }
+        let next = self
+            .remote
+            .keys()
+            .copied()
+            .find(|&s| s != self.active_remote);
+        match next {
+            Some(seq) => {
+                self.use_remote(seq);
+                true
+            }
+            None => false,
+        }
     }
 
     /// RETIRE_CONNECTION_ID from the peer. Returns the retired CID, if any.

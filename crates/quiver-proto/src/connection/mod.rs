@@ -8,6 +8,7 @@ mod cids;
 mod crypto_stream;
 mod key_update;
 mod mtud;
+mod paths;
 mod recv;
 mod send;
 mod spaces;
@@ -38,6 +39,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timers::{Timer, Timers};
 pub use zero_rtt::ZeroRttStatus;
+
+pub use paths::{MigrateError, PathState};
 
 /// An outgoing UDP datagram (or a GSO batch of equal-size segments) placed in the
 /// caller's buffer by `poll_transmit`.
@@ -251,6 +254,13 @@ pub struct ConnectionStats {
     /// the start of the last round trip, so NewReno and Cubic grew it only in slow start
     /// with at least half of it in flight (RFC 9002 §7.8).
     pub window_underused_acks: u64,
+    /// Times the connection moved to another path: the peer's new address followed
+    /// (server), [`Connection::migrate`], or the server's preferred address (client).
+    pub migrations: u64,
+    /// Paths validated by a PATH_RESPONSE (RFC 9000 §8.2).
+    pub paths_validated: u64,
+    /// Path validations that timed out (RFC 9000 §8.2.4).
+    pub path_validation_failures: u64,
     /// Largest UDP payload currently sent on the path (path MTU discovery).
     pub path_mtu: u16,
     /// Path MTU probes sent.
@@ -374,7 +384,8 @@ pub struct Connection {
     /// The reset token last reported to the endpoint ([`EndpointEvent::ResetToken`]).
     reported_reset_token: Option<ResetToken>,
     datagrams: Datagrams,
-    path_responses: VecDeque<[u8; 8]>,
+    /// Path validation and migration (RFC 9000 §8.2, §9).
+    migration: paths::Migration,
     close: Option<CloseFrame>,
     /// A CONNECTION_CLOSE should go out on the next `poll_transmit`.
     close_pending: bool,
@@ -420,6 +431,11 @@ pub(crate) struct ConnectionInit {
     pub(crate) initial_keys: rustls::quic::Keys,
     pub(crate) local_cid_len: usize,
     pub(crate) max_udp_payload_size: u16,
+    /// Seed of the connection's random source (PATH_CHALLENGE data), drawn from the
+    /// endpoint's generator.
+    pub(crate) rng_seed: [u8; 32],
+    /// Server: the CID (sequence number 1) offered with the preferred address.
+    pub(crate) preferred_cid: Option<(ConnectionId, ResetToken)>,
 }
 
 impl Connection {
@@ -449,6 +465,9 @@ impl Connection {
             init.local_cid_len,
         );
         cids.set_local_limit(config.active_connection_id_limit);
+        if let Some((cid, token)) = init.preferred_cid {
+            cids.issue_preferred(cid, token);
+        }
         let mut conn = Connection {
             side: init.side,
             version: init.version,
@@ -493,7 +512,7 @@ impl Connection {
             endpoint_events: VecDeque::new(),
             reported_reset_token: None,
             datagrams: Datagrams::default(),
-            path_responses: VecDeque::new(),
+            migration: paths::Migration::new(init.rng_seed),
             close: None,
             close_pending: false,
             error: None,
@@ -608,10 +627,15 @@ impl Connection {
 
     /// Process a UDP datagram addressed to this connection (normally called by the
     /// endpoint).
+    ///
+    /// `local_ip` is the address the datagram was sent to, when the socket reports it
+    /// (a server answers PATH_CHALLENGEs from there, and follows a client that moved
+    /// to its preferred address).
     pub fn handle_datagram(
         &mut self,
         now: Instant,
         remote: SocketAddr,
+        local_ip: Option<IpAddr>,
         ecn: Option<EcnCodepoint>,
         data: BytesMut,
     ) {
@@ -620,9 +644,9 @@ impl Connection {
         if self.state == State::Drained {
             return;
         }
-        self.path.bytes_received += data.len() as u64;
+        self.path_on_datagram(remote, data.len() as u64);
         self.streams.set_now(now);
-        self.process_datagram(now, remote, ecn, data);
+        self.process_datagram(now, remote, local_ip, ecn, data);
         // Receive-window auto-tuning compares update intervals with the smoothed RTT,
         // which only changes when ACKs are processed: zero (no tuning) until a sample.
         if self.rtt.has_sample() {
@@ -660,6 +684,7 @@ impl Connection {
                     self.key_update.prev_remote = None;
                 }
                 Timer::StreamExpiry => self.streams.expire(now),
+                Timer::PathValidation => self.path_on_timeout(now),
             }
         }
         self.after_input(now);
@@ -1012,6 +1037,10 @@ impl Connection {
         if let Some(token) = p.stateless_reset_token {
             self.cids.set_initial_remote_reset_token(token);
         }
+        if let (Some(pa), true) = (p.preferred_address, self.side.is_client()) {
+            self.cids
+                .add_preferred_remote(pa.connection_id, pa.stateless_reset_token);
+        }
         self.cids
             .set_peer_cid_limit(p.active_connection_id_limit.into_inner().min(8));
     }
@@ -1023,6 +1052,7 @@ impl Connection {
         self.handshake_confirmed = true;
         self.discard_level(now, Epoch::Handshake);
         self.mtud_on_handshake_confirmed();
+        self.path_on_handshake_confirmed(now);
     }
 
     /// RFC 9001 §4.9: discard keys and state of a level.

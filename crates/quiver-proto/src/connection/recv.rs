@@ -7,7 +7,7 @@ use crate::frame::{self, Frame, PacketKind};
 use crate::packet::{PacketType, PartialDecode};
 use crate::shared::{EcnCodepoint, Epoch, SpaceId};
 use bytes::{Bytes, BytesMut};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 impl Connection {
@@ -15,6 +15,7 @@ impl Connection {
         &mut self,
         now: Instant,
         remote: SocketAddr,
+        local_ip: Option<IpAddr>,
         ecn: Option<EcnCodepoint>,
         data: BytesMut,
     ) {
@@ -37,7 +38,7 @@ impl Connection {
             };
             rest = next;
             // RFC 9000 §12.2: every coalesced packet must carry the same DCID.
-            match self.recv_packet(now, remote, ecn, pd, first) {
+            match self.recv_packet(now, remote, local_ip, ecn, pd, first) {
                 Ok(true) => any_ok = true,
                 Ok(false) => {}
                 Err(e) => {
@@ -65,6 +66,7 @@ impl Connection {
         &mut self,
         now: Instant,
         remote: SocketAddr,
+        local_ip: Option<IpAddr>,
         ecn: Option<EcnCodepoint>,
         pd: PartialDecode,
         first_in_datagram: bool,
@@ -165,14 +167,17 @@ impl Connection {
             self.path.validated = true;
             self.discard_level(now, Epoch::Initial);
         }
-        if remote != self.path.remote && epoch == Epoch::Data && self.side.is_server() {
-            // NAT rebinding or migration: follow the peer (path validation of the new
-            // address is not implemented yet; see the crate docs).
-            self.path.remote = remote;
+        // RFC 9000 §9.3: only the packet with the largest number may move the path.
+        let largest = self.spaces[space_idx].acks.largest().is_none_or(|l| pn > l);
+        if epoch == Epoch::Data && !self.path_before_frames(remote, local_ip, &dst_cid) {
+            return Ok(false);
         }
 
         let payload = packet.payload.freeze();
         let ack_eliciting = self.process_frames(now, epoch, kind, payload, &dst_cid)?;
+        if epoch == Epoch::Data {
+            self.path_after_frames(now, largest, &dst_cid);
+        }
         self.spaces[space_idx]
             .acks
             .on_packet_received(now, pn, ack_eliciting, ecn);
@@ -226,6 +231,9 @@ impl Connection {
             }
             if frame.is_ack_eliciting() {
                 ack_eliciting = true;
+            }
+            if epoch == Epoch::Data {
+                self.path_on_frame(&frame);
             }
             if matches!(self.state, State::Closing | State::Draining) {
                 // RFC 9000 §10.2.1: only look for the peer's close.
@@ -304,12 +312,8 @@ impl Connection {
                         .push_back(EndpointEvent::RetireCid(cid));
                 }
             }
-            Frame::PathChallenge(token) => {
-                if self.path_responses.len() < 4 {
-                    self.path_responses.push_back(token);
-                }
-            }
-            Frame::PathResponse(_) => {} // we never send PATH_CHALLENGE yet
+            Frame::PathChallenge(token) => self.path_on_challenge(token),
+            Frame::PathResponse(token) => self.path_on_response(now, token),
             Frame::ConnectionClose(c) => {
                 let reason = ConnectionError::ConnectionClosed {
                     code: c.error_code,
@@ -656,7 +660,10 @@ impl Connection {
         // a packet received while closing armed an ACK deadline that `poll_transmit`
         // (which only sends CONNECTION_CLOSE then) never cleared: the timer stayed
         // expired and a driver calling `handle_timeout` spun forever.
-        if self.is_closed() {
+        // Likewise while the anti-amplification limit blocks every send (an unvalidated
+        // path, RFC 9000 §8.1): an ACK deadline that cannot be met would stay expired
+        // and spin the driver; the next datagram from the peer re-arms it.
+        if self.is_closed() || self.amplification_blocked() {
             self.timers.stop(super::Timer::AckDelay);
             return;
         }

@@ -1,9 +1,10 @@
 //! Send path: assemble datagrams from coalesced packets (RFC 9000 §12.2, §13, §14).
 //!
 //! Frame priority within a packet (documented for schedulers): ACK first, then
-//! connection control (PATH_RESPONSE, HANDSHAKE_DONE, connection IDs), stream control
+//! connection control (HANDSHAKE_DONE, connection IDs), stream control
 //! (MAX_*, *_BLOCKED, RESET_STREAM, STOP_SENDING), CRYPTO, DATAGRAMs, and finally STREAM
-//! data chosen by the stream scheduler.
+//! data chosen by the stream scheduler. PATH_CHALLENGE and PATH_RESPONSE travel in
+//! datagrams of their own, padded to 1200 bytes (see `paths.rs`), before anything else.
 
 use super::spaces::SentFrames;
 use super::{CloseFrame, Connection, State, Timer, Transmit};
@@ -56,6 +57,10 @@ impl Connection {
         } else {
             max_datagrams.max(1)
         };
+        if let Some(t) = self.poll_path_transmit(now, buf) {
+            self.update_loss_timer(now);
+            return Some(t);
+        }
         if let Some(size) = self.mtud_poll_probe(now, buf) {
             self.path.bytes_sent += size as u64;
             self.stats.udp_tx += 1;
@@ -108,7 +113,7 @@ impl Connection {
 
     /// Bytes the amplification limit leaves for a datagram of at most `limit` bytes
     /// (RFC 9000 §8.1: before validation a server sends at most 3× what it received).
-    fn amplification_budget(&self, limit: usize) -> usize {
+    pub(super) fn amplification_budget(&self, limit: usize) -> usize {
         if self.path.validated {
             return limit;
         }
@@ -175,7 +180,6 @@ impl Connection {
         let mut eliciting = space.probes > 0 || space.ping_pending || lvl.crypto_send.has_pending();
         if epoch == Epoch::Data && self.state == State::Established {
             eliciting |= self.handshake_done_pending
-                || !self.path_responses.is_empty()
                 || !self.cids.pending_new.is_empty()
                 || !self.cids.pending_retire.is_empty()
                 || !self.datagrams.send.is_empty()
@@ -453,7 +457,7 @@ impl Connection {
         }
     }
 
-    /// PATH_RESPONSE, HANDSHAKE_DONE, connection IDs and stream control frames.
+    /// HANDSHAKE_DONE, connection IDs and stream control frames.
     fn write_data_control(
         &mut self,
         buf: &mut Vec<u8>,
@@ -461,13 +465,6 @@ impl Connection {
         sent: &mut SentFrames,
     ) -> bool {
         let start = buf.len();
-        while let Some(token) = self.path_responses.front().copied() {
-            if payload_end.saturating_sub(buf.len()) < 9 {
-                break;
-            }
-            self.path_responses.pop_front();
-            Frame::PathResponse(token).encode(buf);
-        }
         if self.handshake_done_pending && payload_end > buf.len() {
             Frame::HandshakeDone.encode(buf);
             self.handshake_done_pending = false;

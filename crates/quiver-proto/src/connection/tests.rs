@@ -815,6 +815,8 @@ mod hardening_tests;
 
 // ---- random frames sealed with real keys ----
 
+mod migration;
+
 mod fuzz {
     use super::*;
     use crate::cid::ResetToken;

@@ -22,10 +22,12 @@ pub(crate) enum Timer {
     KeyDiscard = 6,
     /// A stream's hard deadline (stream scheduler).
     StreamExpiry = 7,
+    /// A PATH_CHALLENGE is due again or its validation ends (RFC 9000 §8.2.4).
+    PathValidation = 8,
 }
 
 impl Timer {
-    pub(crate) const ALL: [Timer; 8] = [
+    pub(crate) const ALL: [Timer; 9] = [
         Timer::Idle,
         Timer::LossDetection,
         Timer::AckDelay,
@@ -34,13 +36,14 @@ impl Timer {
         Timer::Pacing,
         Timer::KeyDiscard,
         Timer::StreamExpiry,
+        Timer::PathValidation,
     ];
 }
 
 /// Deadlines of all timers.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Timers {
-    data: [Option<Instant>; 8],
+    data: [Option<Instant>; 9],
 }
 
 impl Timers {

@@ -175,10 +175,21 @@ pub fn quiver_server_endpoint(id: &Identity, w: Windows) -> quiver::Endpoint {
 
 /// Serve the test protocol on `ep`; returns how each connection ended.
 pub fn spawn_quiver_server(ep: quiver::Endpoint) -> mpsc::UnboundedReceiver<Closed> {
+    spawn_quiver_server_with(ep, None)
+}
+
+/// [`spawn_quiver_server`], also handing each accepted connection to `conns`.
+pub fn spawn_quiver_server_with(
+    ep: quiver::Endpoint,
+    conns: Option<mpsc::UnboundedSender<quiver::Connection>>,
+) -> mpsc::UnboundedReceiver<Closed> {
     let (tx, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(conn) = ep.accept().await {
             assert_eq!(conn.alpn_protocol().as_deref(), Some(ALPN));
+            if let Some(c) = &conns {
+                let _ = c.send(conn.clone());
+            }
             let tx = tx.clone();
             let echo = conn.clone();
             tokio::spawn(async move {
