@@ -318,7 +318,7 @@ impl Endpoint {
         let token = self.reset_token(&local_cid);
         // RFC 9000 §9.6: the preferred address comes with a CID of its own (sequence 1).
         let preferred = server.preferred_address.and_then(|pa| {
-            let cid = self.new_cid();
+            let cid = self.new_cid()?;
             if cid.is_empty() {
                 return None; // a zero-length CID cannot be offered (§18.2)
             }
@@ -605,7 +605,8 @@ impl Endpoint {
         data: BytesMut,
     ) {
         if let Some(slot) = self.connections.get_mut(&h.0) {
-            slot.conn.handle_datagram(now, remote, local_ip, ecn, data);
+            slot.conn
+                .handle_datagram_at(now, remote, local_ip, ecn, data);
         }
         self.touch(h.0);
         self.process_endpoint_events(h);

@@ -626,12 +626,21 @@ impl Connection {
     // ---- inputs ----
 
     /// Process a UDP datagram addressed to this connection (normally called by the
-    /// endpoint).
-    ///
-    /// `local_ip` is the address the datagram was sent to, when the socket reports it
-    /// (a server answers PATH_CHALLENGEs from there, and follows a client that moved
-    /// to its preferred address).
+    /// endpoint); the local address it arrived at is unknown.
     pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        remote: SocketAddr,
+        ecn: Option<EcnCodepoint>,
+        data: BytesMut,
+    ) {
+        self.handle_datagram_at(now, remote, None, ecn, data);
+    }
+
+    /// [`Connection::handle_datagram`] with `local_ip`, the address the datagram was
+    /// sent to, when the socket reports it (a server answers PATH_CHALLENGEs from
+    /// there, and follows a client that moved to its preferred address).
+    pub fn handle_datagram_at(
         &mut self,
         now: Instant,
         remote: SocketAddr,
