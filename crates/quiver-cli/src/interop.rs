@@ -14,8 +14,16 @@
 //!   the second handshake resumed), `zerortt` (like `resumption`, but the second
 //!   connection sends its requests in 0-RTT packets before the handshake completes; it
 //!   fails unless the server accepted them). The server needs nothing special for either:
-//!   it always issues tickets and accepts 0-RTT. Anything else exits with code 127
-//!   ("unsupported"). Unset means a plain transfer.
+//!   it always issues tickets and accepts 0-RTT. `rebind-port` and `rebind-addr` are
+//!   plain transfers for both sides (the network rebinds; the server validates the new
+//!   address and follows it). `connectionmigration`: the client moves to a new local
+//!   port (a new socket, [`Endpoint::rebind`]) as soon as the handshake is confirmed, and
+//!   fails unless the server answered the PATH_CHALLENGE of the new path; it also moves to
+//!   a server's preferred address when one is offered. The server offers the preferred
+//!   address given with `--preferred-address` (it must reach the same socket: the same
+//!   port on another address of the listening host); without one it serves a plain
+//!   transfer, which is what the runner's current version of the test expects. Anything
+//!   else exits with code 127 ("unsupported"). Unset means a plain transfer.
 //! - `REQUESTS`: space-separated URLs, used by the client when none are given as
 //!   arguments.
 //! - `SSLKEYLOGFILE`: TLS secrets are appended there (both sides).
@@ -79,6 +87,11 @@ pub struct ServerArgs {
     /// Private key (PEM) of --cert.
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
+    /// Server preferred address (RFC 9000 §9.6) offered under
+    /// TESTCASE=connectionmigration; it must reach this server's socket (listen on a
+    /// wildcard address; same port).
+    #[arg(long)]
+    pub preferred_address: Option<SocketAddr>,
 }
 
 /// Arguments of `quiver interop client`.
@@ -103,6 +116,9 @@ enum TestCase {
     KeyUpdate,
     Resumption,
     ZeroRtt,
+    RebindPort,
+    RebindAddr,
+    ConnectionMigration,
 }
 
 impl TestCase {
@@ -119,6 +135,9 @@ impl TestCase {
                 "keyupdate" => Some(TestCase::KeyUpdate),
                 "resumption" => Some(TestCase::Resumption),
                 "zerortt" => Some(TestCase::ZeroRtt),
+                "rebind-port" => Some(TestCase::RebindPort),
+                "rebind-addr" => Some(TestCase::RebindAddr),
+                "connectionmigration" => Some(TestCase::ConnectionMigration),
                 _ => None,
             },
         }
@@ -140,7 +159,7 @@ pub fn run(cmd: InteropCommand) -> anyhow::Result<i32> {
         .build()
         .context("starting the tokio runtime")?;
     match cmd {
-        InteropCommand::Server(args) => runtime.block_on(server(args)),
+        InteropCommand::Server(args) => runtime.block_on(server(args, testcase)),
         InteropCommand::Client(args) => runtime.block_on(client(args, testcase)),
     }
 }
@@ -148,7 +167,7 @@ pub fn run(cmd: InteropCommand) -> anyhow::Result<i32> {
 // ---------------------------------------------------------------------------------------
 // server
 
-async fn server(args: ServerArgs) -> anyhow::Result<i32> {
+async fn server(args: ServerArgs, testcase: TestCase) -> anyhow::Result<i32> {
     std::fs::read_dir(&args.www)
         .with_context(|| format!("cannot read www directory {}", args.www.display()))?;
     let root = args
@@ -165,6 +184,18 @@ async fn server(args: ServerArgs) -> anyhow::Result<i32> {
         max_concurrent_bidi_streams: SERVER_MAX_BIDI_STREAMS,
         ..Default::default()
     });
+    if let (TestCase::ConnectionMigration, Some(pa)) = (testcase, args.preferred_address) {
+        config.preferred_address = Some(match pa {
+            SocketAddr::V4(v4) => quiver::config::PreferredAddressConfig {
+                v4: Some(v4),
+                v6: None,
+            },
+            SocketAddr::V6(v6) => quiver::config::PreferredAddressConfig {
+                v4: None,
+                v6: Some(v6),
+            },
+        });
+    }
     let endpoint = Endpoint::server(config, args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!(
@@ -430,8 +461,59 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
         conn.initiate_key_update();
     }
 
+    // TESTCASE=connectionmigration: move to a new local port once migration is allowed
+    // (handshake confirmed), while the downloads run.
+    let migration = (testcase == TestCase::ConnectionMigration).then(|| {
+        let (conn, endpoint) = (conn.clone(), endpoint.clone());
+        tokio::spawn(async move {
+            while !conn.is_handshake_confirmed() {
+                if conn.close_reason().is_some() {
+                    return Err(anyhow::anyhow!("connection closed before migrating"));
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let socket = std::net::UdpSocket::bind(bind).context("binding a new socket")?;
+            let to = socket.local_addr()?;
+            endpoint
+                .rebind(socket)
+                .context("migrating to the new socket")?;
+            tracing::info!(%to, "migrated to a new local address");
+            anyhow::Ok(())
+        })
+    });
+
     // With 0-RTT the requests are written (and sent) before the handshake completes.
     failures += download_all(&conn, &args.downloads, urls).await;
+    if let Some(task) = migration {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                eprintln!("quiver: {e:#}");
+                failures += 1;
+            }
+            Err(e) => {
+                eprintln!("quiver: migration task failed: {e}");
+                failures += 1;
+            }
+        }
+        // The new path must have been validated by the server's PATH_RESPONSE.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while conn.path_state() != quiver::PathState::Validated
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let stats = conn.stats();
+        tracing::info!(
+            migrations = stats.migrations,
+            validated = stats.paths_validated,
+            "migration"
+        );
+        if stats.migrations == 0 || conn.path_state() != quiver::PathState::Validated {
+            eprintln!("quiver: the migrated path was not validated");
+            failures += 1;
+        }
+    }
     if let Some(accepted) = early {
         let accepted = accepted.await;
         let stats = conn.stats();

@@ -265,6 +265,38 @@ async fn binary_client_keyupdate_against_quinn_server() {
     let _ = std::fs::remove_dir_all(&downloads);
 }
 
+/// TESTCASE=connectionmigration: the client moves to a new local port right after the
+/// handshake is confirmed, during the downloads, and exits 0 only if quinn validated and
+/// followed the new path (the downloads complete, the PATH_CHALLENGE was answered).
+/// TESTCASE=rebind-port is a plain transfer for the client.
+#[tokio::test]
+async fn binary_client_connectionmigration_against_quinn_server() {
+    let addr = spawn_quinn_server();
+    for testcase in ["connectionmigration", "rebind-port"] {
+        let downloads = temp_dir(&format!("downloads-{testcase}"));
+        let urls: Vec<String> = files()
+            .iter()
+            .map(|(name, _)| format!("https://{addr}/{name}"))
+            .collect();
+        let status = within(
+            quiver()
+                .args(["interop", "client", "--downloads"])
+                .arg(&downloads)
+                .env("TESTCASE", testcase)
+                .env("REQUESTS", urls.join(" "))
+                .status(),
+        )
+        .await
+        .expect("run client");
+        assert!(status.success(), "{testcase}: client failed: {status}");
+        for (name, data) in files() {
+            let got = std::fs::read(downloads.join(name)).expect(name);
+            assert!(got == data, "{testcase} {name}: content differs");
+        }
+        let _ = std::fs::remove_dir_all(&downloads);
+    }
+}
+
 /// TESTCASE=resumption and TESTCASE=zerortt: the client fetches the first file, then
 /// the rest on a second connection that resumes (and, for zerortt, sends its requests in
 /// 0-RTT); it exits 0 only if the session was resumed and the early data accepted.

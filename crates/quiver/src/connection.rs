@@ -287,6 +287,13 @@ impl Connection {
         cs.remote
     }
 
+    /// Whether the handshake is confirmed (RFC 9001 §4.1.2); a client connection migrates
+    /// with [`Endpoint::rebind`](crate::Endpoint::rebind) only from then on.
+    pub fn is_handshake_confirmed(&self) -> bool {
+        self.with_proto(|pc| pc.is_handshake_confirmed())
+            .unwrap_or(false)
+    }
+
     /// Validation state of the path in use (RFC 9000 §8.2): after the peer moved (or
     /// after [`Endpoint::rebind`](crate::Endpoint::rebind)) it is `Validating` until the
     /// PATH_CHALLENGE is answered. `Failed` once the connection is freed.

@@ -211,6 +211,12 @@ impl Connection {
         }
     }
 
+    /// Whether the handshake is confirmed (RFC 9001 §4.1.2): from then on a client may
+    /// [`migrate`](Connection::migrate).
+    pub fn is_handshake_confirmed(&self) -> bool {
+        self.handshake_confirmed
+    }
+
     /// Whether the client is probing the server's preferred address (RFC 9000 §9.6).
     pub fn is_probing_preferred_address(&self) -> bool {
         self.migration.probe.is_some()
