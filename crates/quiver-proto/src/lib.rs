@@ -70,10 +70,19 @@
 //! limit ([`config::TransportConfig::integrity_limit`]) the connection closes with
 //! AEAD_LIMIT_REACHED (RFC 9001 §6.6).
 //!
+//! ## Migration and path validation
+//! PATH_CHALLENGE/PATH_RESPONSE validate a path (RFC 9000 §8.2,
+//! [`connection::PathState`]); a server follows a peer's new address (NAT rebinding)
+//! only on the packet with the largest number, limits the unvalidated address to 3×
+//! what it received, and reverts to the last validated path when validation fails; a
+//! client migrates with [`connection::Connection::migrate`] (refused when the peer sent
+//! `disable_active_migration`) and moves to a server's preferred address
+//! ([`config::ServerConfig::preferred_address`]) once validated. Details and choices are
+//! in the `connection::paths` module source.
+//!
 //! ## What is not implemented yet
-//! Retry (the codec exists, the endpoint does not send it),
-//! connection migration and path validation (a server follows a peer's new address
-//! without validating it), path-MTU discovery, and the multipath extension itself.
+//! Retry (the codec exists, the endpoint does not send it), path-MTU discovery, and the
+//! multipath extension itself.
 
 #![forbid(unsafe_code)]
 

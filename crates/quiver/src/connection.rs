@@ -287,6 +287,12 @@ impl Connection {
         cs.remote
     }
 
+    /// The local IP the peer sends to and we send from, when the socket reports it (a
+    /// server whose client moved to its preferred address answers from there).
+    pub fn local_ip(&self) -> Option<std::net::IpAddr> {
+        self.with_proto(|pc| pc.local_ip()).flatten()
+    }
+
     /// Whether the handshake is confirmed (RFC 9001 §4.1.2); a client connection migrates
     /// with [`Endpoint::rebind`](crate::Endpoint::rebind) only from then on.
     pub fn is_handshake_confirmed(&self) -> bool {

@@ -202,3 +202,66 @@ async fn resumption_and_0rtt() {
     assert!(s.zero_rtt_packets_sent > 0, "{s:?}");
     assert_eq!(s.zero_rtt_packets_rejected, 0, "{s:?}");
 }
+
+/// Server preferred address (RFC 9000 §9.6) through the runtime: the server listens on
+/// every address of its port and offers 127.0.0.2; the client connects to 127.0.0.1,
+/// probes the preferred address, moves there, and the server answers from it (its
+/// `src_ip` follows the address the client's packets arrive at).
+#[tokio::test]
+async fn client_moves_to_server_preferred_address() {
+    init_tracing();
+    let id = Identity::new();
+    let mut config = quiver::ServerConfig::new(std::sync::Arc::new(id.server_tls()));
+    config.transport = quiver_transport(Windows::Default);
+    let server_ep = quiver::Endpoint::server(config.clone(), "0.0.0.0:0".parse().unwrap())
+        .expect("server endpoint");
+    let port = server_ep.local_addr().expect("addr").port();
+    let preferred = std::net::SocketAddrV4::new(std::net::Ipv4Addr::new(127, 0, 0, 2), port);
+    config.preferred_address = Some(quiver::config::PreferredAddressConfig {
+        v4: Some(preferred),
+        v6: None,
+    });
+    server_ep.set_server_config(Some(config));
+    let (tx, mut conns) = tokio::sync::mpsc::unbounded_channel();
+    let _closed = spawn_quiver_server_with(server_ep.clone(), Some(tx));
+    let client_ep = quiver::Endpoint::client(loopback()).expect("client endpoint");
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let conn = within(
+        client_ep
+            .connect_with(
+                quiver_client_config(&id, Windows::Default, CipherSuites::All),
+                addr,
+                NAME,
+            )
+            .expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    let server_conn = within(conns.recv()).await.expect("accepted");
+    let n = 1024 * 1024;
+    assert_pattern(&within(quiver_get(&conn, n)).await, n);
+    within(async {
+        while conn.remote_address() != std::net::SocketAddr::V4(preferred) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(conn.path_state(), quiver::PathState::Validated);
+    assert_eq!(conn.stats().migrations, 1);
+    // Traffic after the move reaches the server at its preferred address.
+    assert_pattern(&within(quiver_get(&conn, n)).await, n);
+    assert_eq!(
+        server_conn.remote_address(),
+        client_ep.local_addr().unwrap()
+    );
+    assert_eq!(
+        server_conn.stats().migrations,
+        0,
+        "the client's address did not change"
+    );
+    assert_eq!(
+        server_conn.local_ip(),
+        Some(std::net::IpAddr::V4(*preferred.ip())),
+        "the server sends from its preferred address"
+    );
+}
