@@ -78,7 +78,7 @@ pub struct TransportConfig {
     /// practically unlimited). After 3/4 of it a key update starts automatically; a key
     /// that reaches it because no update was possible (the peer acknowledged nothing
     /// in the current phase) closes the connection with AEAD_LIMIT_REACHED. `None`: the
-    /// suite's limit.
+    /// suite's limit. Values below 16 count as 16.
     pub confidentiality_limit: Option<u64>,
     /// Packets failing authentication that the connection tolerates across all its
     /// keys, when lower than the cipher suite's integrity limit (RFC 9001 §6.6: 2^52

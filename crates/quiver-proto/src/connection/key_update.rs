@@ -25,6 +25,11 @@ use crate::error::TransportError;
 use crate::packet::Packet;
 use std::time::Instant;
 
+/// Smallest configurable confidentiality limit: a key must protect a few packets, or a
+/// connection could not wait for the acknowledgement an update needs (and a limit of
+/// zero would close it at once).
+const MIN_CONFIDENTIALITY_LIMIT: u64 = 16;
+
 impl Connection {
     /// Start a 1-RTT key update (RFC 9001 §6.1).
     ///
@@ -89,7 +94,7 @@ impl Connection {
             .map_or(u64::MAX, |k| k.packet.confidentiality_limit());
         self.config
             .confidentiality_limit
-            .map_or(suite, |c| c.min(suite))
+            .map_or(suite, |c| c.max(MIN_CONFIDENTIALITY_LIMIT).min(suite))
     }
 
     /// Packets failing authentication the connection tolerates (RFC 9001 §6.6).
