@@ -8,12 +8,27 @@ command -v tc >/dev/null 2>&1 || need+=(iproute2)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need+=(fonts-dejavu-core)
 # valgrind (callgrind) runs `quiver bench instructions` (instruction counts of the hot paths).
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+# python3 + venv: aioquic, the second real QUIC peer of crates/quiver/tests/aioquic_interop.rs.
+PY=/usr/bin/python3
+[ -x "$PY" ] || need+=(python3)
+{ [ -x "$PY" ] && "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1; } || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "install-deps: installing ${need[*]}"
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "install-deps: missing ${need[*]} (not root or no apt-get); namespace tests skip, bench instructions fails" >&2
+    echo "install-deps: missing ${need[*]} (not root or no apt-get); namespace tests skip, bench instructions and the aioquic interop tests fail" >&2
   fi
+fi
+
+# aioquic from PyPI in a venv (QUIVER_VENV, default /opt/quiver-venv), pinned. Re-runs only
+# check the import; the tests find the interpreter at $QUIVER_VENV/bin/python (or
+# QUIVER_AIOQUIC_PYTHON) and fail, naming this script, when it is missing.
+AIOQUIC_VERSION=1.7.2
+VENV=${QUIVER_VENV:-/opt/quiver-venv}
+if ! "$VENV/bin/python" -c "import sys, importlib.metadata as m; sys.exit(m.version('aioquic') != '$AIOQUIC_VERSION')" >/dev/null 2>&1; then
+  echo "install-deps: creating $VENV with aioquic $AIOQUIC_VERSION"
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "aioquic==$AIOQUIC_VERSION"
 fi

@@ -265,8 +265,12 @@ pub struct ClientConfig {
     pub crypto: Arc<rustls::ClientConfig>,
     /// Transport tuning.
     pub transport: Arc<TransportConfig>,
-    /// QUIC version to offer.
+    /// QUIC version of the first Initial (the *original version*, RFC 9368).
     pub version: u32,
+    /// Further versions the client is willing to use, preferred first: offered to the
+    /// server for compatible version negotiation (`version_information`, RFC 9368) and
+    /// used to start over after a Version Negotiation packet. Empty: only `version`.
+    pub available_versions: Vec<u32>,
 }
 
 impl ClientConfig {
@@ -276,6 +280,7 @@ impl ClientConfig {
             crypto,
             transport: Arc::new(TransportConfig::default()),
             version: 1, /* QUIC v1 */
+            available_versions: Vec::new(),
         }
     }
 }

@@ -4,11 +4,15 @@
 use crate::cid::{ConnectionId, ConnectionIdGenerator, ResetToken, RESET_TOKEN_SIZE};
 use crate::coding::VarInt;
 use crate::config::{ClientConfig, EndpointConfig, ServerConfig, TransportConfig};
-use crate::connection::{Connection, ConnectionInit, EndpointEvent, Event, Transmit};
+use crate::connection::{
+    ClientRestart, Connection, ConnectionInit, EndpointEvent, Event, ServerChoice, Transmit,
+    VersionState,
+};
 use crate::crypto::{initial_keys, TlsSession};
 use crate::packet;
 use crate::shared::{EcnCodepoint, Side};
 use crate::transport_params::{PreferredAddress, TransportParameters};
+use crate::version::VersionInformation;
 use bytes::BytesMut;
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
@@ -189,18 +193,41 @@ impl Endpoint {
         let local_cid = self.new_cid().ok_or(ConnectError::ConnectionIdsExhausted)?;
         // RFC 9000 §7.2: the first DCID is random and at least 8 bytes.
         let dcid = ConnectionId::random(&mut self.rng, 8);
-        let params = transport_params(&config.transport, &self.config, local_cid, None, None, None);
+        // RFC 9368: our first Initial's version first, then the others we would use.
+        let mut versions = vec![config.version];
+        for v in &config.available_versions {
+            if packet::is_supported_version(*v) && !versions.contains(v) {
+                versions.push(*v);
+            }
+        }
+        let mut params =
+            transport_params(&config.transport, &self.config, local_cid, None, None, None);
+        // Available versions: only the one TLS starts with. rustls fixes the key-derivation
+        // labels (v1 "quic key" / v2 "quicv2 key") when the session is created, so this
+        // client cannot follow a compatible switch; listing only its original version
+        // keeps a v2-preferring server from switching. The other versions are still used
+        // after a Version Negotiation packet (RFC 9368 §2.1).
+        params.version_information = Some(VersionInformation {
+            chosen: config.version,
+            available: vec![config.version],
+        });
         let mut encoded = Vec::new();
         params.encode(&mut encoded);
-        let tls =
-            TlsSession::client(config.crypto.clone(), server_name, encoded).map_err(
-                |e| match e {
-                    crate::crypto::CryptoError::InvalidServerName(n) => {
-                        ConnectError::InvalidServerName(n)
-                    }
-                    other => ConnectError::Tls(other.to_string()),
-                },
-            )?;
+        let restart = ClientRestart {
+            crypto: config.crypto.clone(),
+            server_name: server_name.to_owned(),
+            params,
+        };
+        let tls = TlsSession::client_for_version(
+            config.crypto.clone(),
+            config.version,
+            server_name,
+            encoded,
+        )
+        .map_err(|e| match e {
+            crate::crypto::CryptoError::InvalidServerName(n) => ConnectError::InvalidServerName(n),
+            other => ConnectError::Tls(other.to_string()),
+        })?;
         let keys = initial_keys(config.version, &dcid, Side::Client)
             .map_err(|e| ConnectError::Tls(e.to_string()))?;
         let token = self.reset_token(&local_cid);
@@ -221,6 +248,7 @@ impl Endpoint {
             max_udp_payload_size: self.config.max_udp_payload_size,
             rng_seed: self.rng.gen(),
             preferred_cid: None,
+            version_state: VersionState::client(versions, restart),
         });
         let h = self.insert(conn);
         self.route_cid(local_cid, h);
@@ -303,8 +331,8 @@ impl Endpoint {
         }
         // Long header, supported version, unknown CID: only an Initial may start a
         // connection (RFC 9000 §7.2: and only in a datagram of at least 1200 bytes).
-        let ty = (first >> 4) & 0x03;
-        if ty != 0 || data.len() < 1200 {
+        let ty = packet::long_type_from_bits(version, (first >> 4) & 0x03);
+        if ty != packet::PacketType::Initial || data.len() < 1200 {
             return None;
         }
         let server = self.server_config.clone()?;
@@ -338,12 +366,26 @@ impl Endpoint {
                 stateless_reset_token: token,
             }),
         );
+        let mut params = params;
+        let supported = self.config.supported_versions.clone();
+        params.version_information = Some(VersionInformation {
+            chosen: version,
+            available: supported.clone(),
+        });
         let mut encoded = Vec::new();
         params.encode(&mut encoded);
-        let mut tls = TlsSession::server(server.crypto.clone(), encoded).ok()?;
+        let mut tls =
+            TlsSession::server_for_version(server.crypto.clone(), version, encoded).ok()?;
         if !server.zero_rtt {
             tls.reject_early_data();
         }
+        // With more than one version, the choice waits for the ClientHello (RFC 9368).
+        let choice = (supported.len() > 1).then(|| ServerChoice {
+            crypto: server.crypto.clone(),
+            params,
+            supported,
+            zero_rtt: server.zero_rtt,
+        });
         let keys = initial_keys(version, &dcid, Side::Server).ok()?;
         let conn = Connection::new(ConnectionInit {
             side: Side::Server,
@@ -362,6 +404,7 @@ impl Endpoint {
             max_udp_payload_size: self.config.max_udp_payload_size,
             rng_seed: self.rng.gen(),
             preferred_cid: preferred.map(|(_, cid, token)| (cid, token)),
+            version_state: VersionState::server(version, choice),
         });
         let h = self.insert(conn);
         self.route_cid(local_cid, h);

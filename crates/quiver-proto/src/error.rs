@@ -40,6 +40,7 @@ codes! {
     KEY_UPDATE_ERROR = 0xe, "Invalid key update.";
     AEAD_LIMIT_REACHED = 0xf, "AEAD confidentiality or integrity limit reached.";
     NO_VIABLE_PATH = 0x10, "No viable network path exists.";
+    VERSION_NEGOTIATION_ERROR = 0x11, "Version negotiation failed or was tampered with (RFC 9368).";
 }
 
 impl TransportErrorCode {

@@ -34,6 +34,7 @@
 //! | [`crypto`] | TLS 1.3 via `rustls::quic`, Initial keys, config builders |
 //! | [`connection`] | the per-connection state machine (send/recv paths, CIDs, timers) |
 //! | [`endpoint`] | CID routing, version negotiation, stateless reset, accepting |
+//! | [`version`] | QUIC v1/v2, Version Negotiation, compatible negotiation (RFC 9368) |
 //! | [`streams`], [`sched`] | stream state, flow control, scheduling |
 //! | [`recovery`], [`cc`] | RFC 9002 loss detection, RTT, ACK tracking; congestion control and pacing |
 //!
@@ -102,6 +103,7 @@ pub mod sched;
 pub mod shared;
 pub mod streams;
 pub mod transport_params;
+pub mod version;
 
 pub use cid::{ConnectionId, ConnectionIdGenerator, RandomCidGenerator};
 pub use coding::VarInt;

@@ -201,7 +201,7 @@ fn long_type_bits(version: u32, ty: PacketType) -> u8 {
     }
 }
 
-fn long_type_from_bits(version: u32, bits: u8) -> PacketType {
+pub(crate) fn long_type_from_bits(version: u32, bits: u8) -> PacketType {
     let v1 = if version == VERSION_2 {
         bits.wrapping_sub(1) & 0x03
     } else {

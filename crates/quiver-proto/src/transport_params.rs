@@ -19,6 +19,7 @@ use crate::cid::{ConnectionId, ResetToken, MAX_CID_SIZE, RESET_TOKEN_SIZE};
 use crate::coding::{size_of_varint, BufExt, BufMutExt, VarInt};
 use crate::error::TransportError;
 use crate::shared::Side;
+use crate::version::VersionInformation;
 
 /// Transport parameter identifiers (RFC 9000 §18.2, RFC 9221 §3, RFC 9287 §3).
 mod id {
@@ -39,6 +40,7 @@ mod id {
     pub const ACTIVE_CONNECTION_ID_LIMIT: u64 = 0x0e;
     pub const INITIAL_SOURCE_CONNECTION_ID: u64 = 0x0f;
     pub const RETRY_SOURCE_CONNECTION_ID: u64 = 0x10;
+    pub const VERSION_INFORMATION: u64 = 0x11;
     pub const MAX_DATAGRAM_FRAME_SIZE: u64 = 0x20;
     pub const GREASE_QUIC_BIT: u64 = 0x2ab2;
 }
@@ -184,6 +186,8 @@ pub struct TransportParameters {
     /// `grease_quic_bit` (0x2ab2, RFC 9287): the sender accepts packets with the fixed
     /// bit cleared.
     pub grease_quic_bit: bool,
+    /// `version_information` (0x11, RFC 9368 §3): chosen and available versions.
+    pub version_information: Option<VersionInformation>,
 }
 
 impl Default for TransportParameters {
@@ -209,6 +213,7 @@ impl Default for TransportParameters {
             retry_src_cid: None,
             max_datagram_frame_size: None,
             grease_quic_bit: false,
+            version_information: None,
         }
     }
 }
@@ -313,6 +318,11 @@ impl TransportParameters {
         if self.grease_quic_bit {
             put_bytes(buf, id::GREASE_QUIC_BIT, &[]);
         }
+        if let Some(info) = &self.version_information {
+            buf.put_var(id::VERSION_INFORMATION);
+            buf.put_var(info.encoded_len() as u64);
+            info.encode(buf);
+        }
     }
 
     /// Number of bytes [`Self::encode`] writes.
@@ -353,6 +363,10 @@ impl TransportParameters {
         if self.grease_quic_bit {
             n += bytes_len(id::GREASE_QUIC_BIT, 0);
         }
+        n += self
+            .version_information
+            .as_ref()
+            .map_or(0, |i| bytes_len(id::VERSION_INFORMATION, i.encoded_len()));
         n
     }
 
@@ -426,6 +440,9 @@ impl TransportParameters {
                 id::GREASE_QUIC_BIT => {
                     empty(value)?;
                     params.grease_quic_bit = true;
+                }
+                id::VERSION_INFORMATION => {
+                    params.version_information = Some(VersionInformation::decode(value)?);
                 }
                 // RFC 9000 §7.4.2: unknown (and reserved, §18.1) parameters are ignored.
                 _ => {}
@@ -632,9 +649,19 @@ mod tests {
         let mut bytes = param(31 * 5 + 27, b"grease");
         bytes.extend(int_param(id::INITIAL_MAX_DATA, 1000));
         bytes.extend(param(0x3fff_ffff, &[]));
-        bytes.extend(param(0x11, &[0, 0, 0, 1])); // version_information (RFC 9368)
+        bytes.extend(param(0x3fff_fffe, &[0, 0, 0, 1]));
         let p = TransportParameters::decode(Side::Client, &bytes).unwrap();
         assert_eq!(p.initial_max_data.into_inner(), 1000);
+    }
+
+    #[test]
+    fn version_information_decoded_and_checked() {
+        let p = TransportParameters::decode(Side::Client, &param(0x11, &[0, 0, 0, 1])).unwrap();
+        assert_eq!(p.version_information.unwrap().chosen, 1);
+        for bad in [&[0, 0, 0][..], &[0, 0, 0, 0], &[]] {
+            let e = decode_err(Side::Server, &param(0x11, bad));
+            assert_eq!(e.code, TransportErrorCode::TRANSPORT_PARAMETER_ERROR);
+        }
     }
 
     fn arb_cid() -> impl Strategy<Value = ConnectionId> {
@@ -683,6 +710,7 @@ mod tests {
                 proptest::option::of(arb_varint(0..=VarInt::MAX.into_inner())),
             ),
             flags in (any::<bool>(), any::<bool>()),
+            versions in proptest::option::of((1u32.., proptest::collection::vec(1u32.., 0..4))),
         ) -> TransportParameters {
             TransportParameters {
                 original_dst_cid: cids.0.filter(|_| server),
@@ -704,6 +732,7 @@ mod tests {
                 retry_src_cid: cids.2.filter(|_| server),
                 max_datagram_frame_size: more.5,
                 grease_quic_bit: flags.1,
+                version_information: versions.map(|(chosen, available)| VersionInformation { chosen, available }),
             }
         }
     }

@@ -358,6 +358,12 @@ impl Connection {
             .flatten()
     }
 
+    /// The QUIC version the connection uses (1, or 0x6b3343cf for QUIC v2); after
+    /// version negotiation, the negotiated one. `None` once the connection is gone.
+    pub fn version(&self) -> Option<u32> {
+        self.with_proto(|pc| pc.version())
+    }
+
     /// Which side of the connection we are.
     pub fn side(&self) -> Side {
         let st = self.inner.shared.lock();

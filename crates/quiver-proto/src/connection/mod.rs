@@ -13,6 +13,7 @@ mod recv;
 mod send;
 mod spaces;
 mod timers;
+mod version;
 mod zero_rtt;
 
 #[cfg(test)]
@@ -38,6 +39,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timers::{Timer, Timers};
+pub(crate) use version::{ClientRestart, ServerChoice, VersionState};
 pub use zero_rtt::ZeroRttStatus;
 
 pub use paths::{MigrateError, PathState};
@@ -410,6 +412,10 @@ pub struct Connection {
     got_server_initial: bool,
     /// 0-RTT keys and status (RFC 9001 §4.6).
     zero_rtt: zero_rtt::ZeroRtt,
+    /// The version TLS was started with (its key-derivation labels).
+    tls_version: u32,
+    /// Version negotiation (RFC 9000 §6, RFC 9368).
+    version_state: version::VersionState,
 }
 
 /// Parameters of a new connection, filled in by the endpoint.
@@ -436,6 +442,7 @@ pub(crate) struct ConnectionInit {
     pub(crate) rng_seed: [u8; 32],
     /// Server: the CID (sequence number 1) offered with the preferred address.
     pub(crate) preferred_cid: Option<(ConnectionId, ResetToken)>,
+    pub(crate) version_state: version::VersionState,
 }
 
 impl Connection {
@@ -526,6 +533,8 @@ impl Connection {
             first_rtt_sample: None,
             got_server_initial: false,
             zero_rtt: zero_rtt::ZeroRtt::default(),
+            tls_version: init.version,
+            version_state: init.version_state,
             config,
         };
         conn.reset_idle_timer(init.now);
@@ -1007,6 +1016,7 @@ impl Connection {
     }
 
     fn validate_peer_params(&self, p: &TransportParameters) -> Result<(), TransportError> {
+        self.validate_version_information(p)?;
         // RFC 9000 §7.3: authenticate the connection IDs.
         if p.initial_src_cid != Some(self.cids.peer_initial_cid()) {
             return Err(TransportError::TRANSPORT_PARAMETER_ERROR(

@@ -76,7 +76,7 @@ impl Connection {
             PacketType::Handshake => (Epoch::Handshake, PacketKind::Handshake),
             PacketType::Short => (Epoch::Data, PacketKind::OneRtt),
             PacketType::VersionNegotiate => {
-                self.on_version_negotiation(pd, first_in_datagram);
+                self.on_version_negotiation(now, pd, first_in_datagram);
                 return Ok(false);
             }
             PacketType::ZeroRtt => {
@@ -94,13 +94,18 @@ impl Connection {
             // Retry is not supported by this client yet.
             PacketType::Retry => return Ok(false),
         };
-        if pd.is_long() && pd.version() != Some(self.version) {
-            return Ok(false);
+        let mut original_keys = false;
+        if let Some(v) = pd.version().filter(|v| pd.is_long() && *v != self.version) {
+            match self.on_other_version(v, epoch == Epoch::Initial) {
+                super::version::OtherVersion::Drop => return Ok(false),
+                super::version::OtherVersion::OriginalInitial => original_keys = true,
+            }
         }
         let src_cid = pd.src_cid().copied();
         let dst_cid = *pd.dst_cid();
         let keys = match kind {
             PacketKind::ZeroRtt => self.zero_rtt.keys.as_ref(),
+            _ if original_keys => self.version_state.original_initial_remote.as_ref(),
             _ => self.levels[epoch.idx()].remote.as_ref(),
         };
         let Some(keys) = keys else {
@@ -129,7 +134,12 @@ impl Connection {
                 return Ok(false);
             }
         } else {
-            let Some(keys) = self.levels[epoch.idx()].remote.as_ref() else {
+            let keys = if original_keys {
+                self.version_state.original_initial_remote.as_ref()
+            } else {
+                self.levels[epoch.idx()].remote.as_ref()
+            };
+            let Some(keys) = keys else {
                 return Ok(false);
             };
             if packet.decrypt(&*keys.packet, pn).is_err() {
@@ -166,6 +176,7 @@ impl Connection {
             // RFC 9000 §8.1 address validation; RFC 9001 §4.9.1 Initial discard.
             self.path.validated = true;
             self.discard_level(now, Epoch::Initial);
+            self.version_state.original_initial_remote = None;
         }
         // RFC 9000 §9.3: only the packet with the largest number may move the path.
         let largest = self.spaces[space_idx].acks.largest().is_none_or(|l| pn > l);
@@ -189,7 +200,7 @@ impl Connection {
         Ok(true)
     }
 
-    fn on_version_negotiation(&mut self, pd: PartialDecode, first_in_datagram: bool) {
+    fn on_version_negotiation(&mut self, now: Instant, pd: PartialDecode, first_in_datagram: bool) {
         // RFC 9000 §6.2: only before any other packet was processed, only on a client.
         if self.side.is_server() || !first_in_datagram || self.stats.packets_rx > 0 {
             return;
@@ -197,10 +208,8 @@ impl Connection {
         let Ok(packet) = pd.finish(None) else {
             return;
         };
-        if packet.versions().any(|v| v == self.version) {
-            return; // must be ignored
-        }
-        self.kill(ConnectionError::VersionMismatch);
+        let offered: Vec<u32> = packet.versions().collect();
+        self.on_version_list(now, &offered);
     }
 
     /// Process all frames of a packet. Returns whether it was ack-eliciting.
@@ -363,6 +372,12 @@ impl Connection {
 
     /// Deliver contiguous CRYPTO data of `epoch` to TLS.
     fn feed_tls(&mut self, epoch: Epoch) -> Result<(), TransportError> {
+        if epoch == Epoch::Initial
+            && self.version_state.server_choice.is_some()
+            && !self.choose_server_version()?
+        {
+            return Ok(()); // the ClientHello is not complete yet
+        }
         while let Some(chunk) = self.levels[epoch.idx()].crypto_recv.read() {
             if epoch == Epoch::Data && self.side.is_server() {
                 return Err(TransportError::PROTOCOL_VIOLATION(

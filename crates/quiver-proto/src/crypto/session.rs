@@ -79,9 +79,23 @@ impl TlsSession {
         server_name: &str,
         transport_params: Vec<u8>,
     ) -> Result<Self, CryptoError> {
+        Self::client_for_version(config, super::QUIC_V1, server_name, transport_params)
+    }
+
+    /// Like [`client`](Self::client), for QUIC `version`: the version selects the HKDF
+    /// labels of the Handshake, 0-RTT and 1-RTT keys and of key updates ("quic key" in
+    /// v1, "quicv2 key" in v2, RFC 9369 §3.3.2).
+    pub fn client_for_version(
+        config: Arc<rustls::ClientConfig>,
+        version: u32,
+        server_name: &str,
+        transport_params: Vec<u8>,
+    ) -> Result<Self, CryptoError> {
+        let quic_version =
+            super::rustls_version(version).ok_or(CryptoError::UnsupportedVersion(version))?;
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| CryptoError::InvalidServerName(server_name.to_owned()))?;
-        let conn = quic::ClientConnection::new(config, quic::Version::V1, name, transport_params)?;
+        let conn = quic::ClientConnection::new(config, quic_version, name, transport_params)?;
         Ok(Self {
             conn: conn.into(),
             next_secrets: None,
@@ -95,7 +109,19 @@ impl TlsSession {
         config: Arc<rustls::ServerConfig>,
         transport_params: Vec<u8>,
     ) -> Result<Self, CryptoError> {
-        let conn = quic::ServerConnection::new(config, quic::Version::V1, transport_params)?;
+        Self::server_for_version(config, super::QUIC_V1, transport_params)
+    }
+
+    /// Like [`server`](Self::server), for QUIC `version` (see
+    /// [`client_for_version`](Self::client_for_version)).
+    pub fn server_for_version(
+        config: Arc<rustls::ServerConfig>,
+        version: u32,
+        transport_params: Vec<u8>,
+    ) -> Result<Self, CryptoError> {
+        let quic_version =
+            super::rustls_version(version).ok_or(CryptoError::UnsupportedVersion(version))?;
+        let conn = quic::ServerConnection::new(config, quic_version, transport_params)?;
         Ok(Self {
             conn: conn.into(),
             next_secrets: None,

@@ -167,9 +167,24 @@ impl QuicNode {
         }
     }
 
+    /// A server with its own endpoint configuration (versions, CID length, ...).
+    pub fn server_with(config: Arc<EndpointConfig>, transport: TransportConfig) -> Self {
+        QuicNode {
+            ep: Endpoint::new(config, Some(Arc::new(server_config(transport)))),
+            addr: server_addr(),
+            app: App::Server(ServerApp::default()),
+            buf: Vec::new(),
+        }
+    }
+
     /// A client that connects at `now`.
-    pub fn client(seed: u64, mut app: ClientApp, now: Instant) -> Self {
-        let mut ep = Endpoint::new(endpoint_config(seed), None);
+    pub fn client(seed: u64, app: ClientApp, now: Instant) -> Self {
+        Self::client_with(endpoint_config(seed), app, now)
+    }
+
+    /// A client with its own endpoint configuration that connects at `now`.
+    pub fn client_with(config: Arc<EndpointConfig>, mut app: ClientApp, now: Instant) -> Self {
+        let mut ep = Endpoint::new(config, None);
         let h = ep
             .connect(now, app.config.clone(), app.remote, "localhost")
             .expect("connect");
