@@ -22,7 +22,10 @@
 //!   a server's preferred address when one is offered. The server offers the preferred
 //!   address given with `--preferred-address` (it must reach the same socket: the same
 //!   port on another address of the listening host); without one it serves a plain
-//!   transfer, which is what the runner's current version of the test expects. Anything
+//!   transfer, which is what the runner's current version of the test expects. `v2`
+//!   (QUIC v2, RFC 9369): the server prefers v2 and switches a client that offers it
+//!   from v1 to v2 (compatible version negotiation, RFC 9368; otherwise it speaks v1 and
+//!   v2, preferring v1); the client ends up in v2 and fails otherwise. Anything
 //!   else exits with code 127 ("unsupported"). Unset means a plain transfer.
 //! - `REQUESTS`: space-separated URLs, used by the client when none are given as
 //!   arguments.
@@ -32,6 +35,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use quiver::tls::{self, CipherSuites};
 use quiver::{ClientConfig, Connection, Endpoint, ServerConfig, VarInt};
+use quiver_proto::packet::{VERSION_1, VERSION_2};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -119,6 +123,7 @@ enum TestCase {
     RebindPort,
     RebindAddr,
     ConnectionMigration,
+    V2,
 }
 
 impl TestCase {
@@ -138,6 +143,7 @@ impl TestCase {
                 "rebind-port" => Some(TestCase::RebindPort),
                 "rebind-addr" => Some(TestCase::RebindAddr),
                 "connectionmigration" => Some(TestCase::ConnectionMigration),
+                "v2" => Some(TestCase::V2),
                 _ => None,
             },
         }
@@ -196,7 +202,18 @@ async fn server(args: ServerArgs, testcase: TestCase) -> anyhow::Result<i32> {
             },
         });
     }
-    let endpoint = Endpoint::server(config, args.listen)
+    // Both versions always; for the v2 test the server prefers v2, so a client that
+    // offers it is switched (RFC 9368).
+    let versions = if testcase == TestCase::V2 {
+        vec![VERSION_2, VERSION_1]
+    } else {
+        vec![VERSION_1, VERSION_2]
+    };
+    let endpoint_config = quiver::EndpointConfig {
+        supported_versions: versions,
+        ..Default::default()
+    };
+    let endpoint = Endpoint::server_with(endpoint_config, config, args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     eprintln!(
         "quiver: serving {} on {}",
@@ -415,7 +432,11 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
     };
     let endpoint = Endpoint::client(bind).context("binding the client socket")?;
     // One TLS configuration for every connection: it holds the session tickets.
-    let config = ClientConfig::new(Arc::new(crypto));
+    let mut config = ClientConfig::new(Arc::new(crypto));
+    if testcase == TestCase::V2 {
+        config.version = VERSION_2;
+        config.available_versions = vec![VERSION_1];
+    }
     let mut failures = 0;
     let mut urls = urls;
     if matches!(testcase, TestCase::Resumption | TestCase::ZeroRtt) && urls.len() > 1 {
@@ -525,6 +546,10 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
             eprintln!("quiver: no request went out in 0-RTT");
             failures += 1;
         }
+    }
+    if testcase == TestCase::V2 && conn.version() != Some(VERSION_2) {
+        eprintln!("quiver: the connection did not end up in QUIC v2");
+        failures += 1;
     }
     if matches!(testcase, TestCase::Resumption | TestCase::ZeroRtt) && !conn.is_resumed() {
         eprintln!("quiver: the second handshake did not resume the session");

@@ -95,6 +95,19 @@ impl Endpoint {
         Self::new(EndpointConfig::default(), Some(config), socket)
     }
 
+    /// Like [`server`](Self::server), with endpoint settings of its own (for example the
+    /// QUIC versions it speaks: [`EndpointConfig::supported_versions`]).
+    ///
+    /// Must be called within a tokio runtime.
+    pub fn server_with(
+        endpoint_config: EndpointConfig,
+        config: ServerConfig,
+        addr: SocketAddr,
+    ) -> io::Result<Self> {
+        let socket = bind(addr)?;
+        Self::new(endpoint_config, Some(config), socket)
+    }
+
     /// A client-only endpoint bound to `addr` (usually `0.0.0.0:0` or `[::]:0`).
     ///
     /// Must be called within a tokio runtime.

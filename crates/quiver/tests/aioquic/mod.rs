@@ -49,11 +49,11 @@ pub fn python() -> PathBuf {
     python
 }
 
-/// Path of one of the Python peers.
+/// Path of one of the Python peers (in `crates/quiver/tests/aioquic`, whichever crate of
+/// the workspace includes this module).
 pub fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("aioquic")
+        .join("../quiver/tests/aioquic")
         .join(name)
 }
 
