@@ -681,6 +681,7 @@ impl Connection {
         // port-only change keeps it.
         let congestion = ip_changed.then(|| {
             let (cc, rtt, pacer) = self.fresh_congestion(now);
+            self.forget_old_path_flight();
             (
                 std::mem::replace(&mut self.cc, cc),
                 std::mem::replace(&mut self.rtt, rtt),
@@ -769,5 +770,13 @@ impl Connection {
         self.cc = cc;
         self.rtt = rtt;
         self.pacer = pacer;
+        self.forget_old_path_flight();
+    }
+
+    /// Packets of the previous path no longer count against the new path's window.
+    fn forget_old_path_flight(&mut self) {
+        for space in self.spaces.iter_mut().skip(Epoch::Data.idx()) {
+            space.sent.forget_in_flight();
+        }
     }
 }

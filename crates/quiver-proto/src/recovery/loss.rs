@@ -400,6 +400,19 @@ impl<T> LossSpace<T> {
         self.sent.iter()
     }
 
+    /// The path changed and congestion control restarted (RFC 9000 §9.4): packets sent
+    /// on the old path stop counting as in flight, so they neither block the new
+    /// controller's window nor reach it as losses. They stay tracked: an ACK still
+    /// acknowledges them and loss detection still declares them lost (their contents
+    /// are then resent), but only newer packets arm the PTO.
+    pub fn forget_in_flight(&mut self) {
+        for (_, p) in self.sent.iter_mut() {
+            p.in_flight = false;
+        }
+        self.bytes_in_flight = 0;
+        self.ack_eliciting_in_flight = 0;
+    }
+
     fn remove_from_flight(&mut self, p: &SentPacket<T>) {
         self.remove_flight(p.in_flight, p.ack_eliciting, p.size);
     }

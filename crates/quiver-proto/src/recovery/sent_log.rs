@@ -105,6 +105,13 @@ impl<P> SentLog<P> {
             .filter_map(|s| s.as_ref().map(|(pn, p)| (*pn, p)))
     }
 
+    /// All outstanding packets, ascending, mutably.
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut P)> {
+        self.slots
+            .iter_mut()
+            .filter_map(|s| s.as_mut().map(|(pn, p)| (*pn, p)))
+    }
+
     /// Number of outstanding packets.
     pub(crate) fn len(&self) -> usize {
         self.len

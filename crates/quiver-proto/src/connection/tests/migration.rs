@@ -201,6 +201,41 @@ fn address_rebinding_resets_congestion_state() {
     assert_eq!(s.remote_address(), moved_ip());
 }
 
+/// After an IP change the packets still in flight on the old path no longer count
+/// against the restarted congestion window (they would block it for a PTO and then
+/// reach the new controller as losses).
+#[test]
+fn old_path_flight_does_not_block_the_new_window() {
+    let mut p = Pair::established(transport_big(), transport_big());
+    let sid = p.server_conn().open(Dir::Uni).expect("stream");
+    let data = vec![1u8; 100_000];
+    let mut off = 0;
+    while let Ok(n) = p.server_conn().write(sid, &data[off..]) {
+        off += n;
+        if n == 0 || off == data.len() {
+            break;
+        }
+    }
+    // Sent towards the old address and never acknowledged.
+    let now = p.now;
+    while p.server.poll_transmit(now, 1, &mut p.buf).is_some() {}
+    assert!(p.server_conn().bytes_in_flight() > 0);
+    let now = p.now;
+    let ping = craft_1rtt(p.client_conn(), now, &[frame::frame_type::PING as u8]);
+    to_server(&mut p, moved_ip(), server_addr(), &ping);
+    assert_eq!(p.server_conn().remote_address(), moved_ip());
+    assert_eq!(p.server_conn().bytes_in_flight(), 0);
+    // The transfer completes on the new path.
+    run_net(&mut p, &Net::at(moved_ip()), Duration::from_secs(5));
+    assert_eq!(p.server_conn().path_state(), PathState::Validated);
+    let rid = p.client_conn().accept(Dir::Uni).expect("uni stream");
+    let mut got = 0;
+    while let Ok(Some(b)) = p.client_conn().read(rid, usize::MAX) {
+        got += b.len();
+    }
+    assert_eq!(got, 100_000);
+}
+
 /// A reordered packet from the old address with a smaller packet number arrives after
 /// the peer moved: the server must stay on the new address (§9.3).
 #[test]
