@@ -25,8 +25,11 @@
 //!   transfer, which is what the runner's current version of the test expects. `v2`
 //!   (QUIC v2, RFC 9369): the server prefers v2 and switches a client that offers it
 //!   from v1 to v2 (compatible version negotiation, RFC 9368; otherwise it speaks v1 and
-//!   v2, preferring v1); the client ends up in v2 and fails otherwise. Anything
-//!   else exits with code 127 ("unsupported"). Unset means a plain transfer.
+//!   v2, preferring v1); the client ends up in v2 and fails otherwise. `retry` (the
+//!   server answers every Initial without a valid token with a Retry; the client follows
+//!   Retry in every test), `amplificationlimit` (a transfer; the server always keeps the
+//!   3× limit before it has validated the client's address). Anything else exits with
+//!   code 127 ("unsupported"). Unset means a plain transfer.
 //! - `REQUESTS`: space-separated URLs, used by the client when none are given as
 //!   arguments.
 //! - `SSLKEYLOGFILE`: TLS secrets are appended there (both sides).
@@ -124,6 +127,8 @@ enum TestCase {
     RebindAddr,
     ConnectionMigration,
     V2,
+    Retry,
+    AmplificationLimit,
 }
 
 impl TestCase {
@@ -144,6 +149,8 @@ impl TestCase {
                 "rebind-addr" => Some(TestCase::RebindAddr),
                 "connectionmigration" => Some(TestCase::ConnectionMigration),
                 "v2" => Some(TestCase::V2),
+                "retry" => Some(TestCase::Retry),
+                "amplificationlimit" => Some(TestCase::AmplificationLimit),
                 _ => None,
             },
         }
@@ -202,6 +209,8 @@ async fn server(args: ServerArgs, testcase: TestCase) -> anyhow::Result<i32> {
             },
         });
     }
+    // RFC 9000 §8.1.2: validate every client address with a Retry round trip.
+    config.validation.retry = testcase == TestCase::Retry;
     // Both versions always; for the v2 test the server prefers v2, so a client that
     // offers it is switched (RFC 9368).
     let versions = if testcase == TestCase::V2 {

@@ -426,3 +426,64 @@ async fn bad_files_exit_1_with_a_message() {
     assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&www);
 }
+
+/// A UDP relay on loopback between one client and `server`; counts the Retry packets
+/// (QUIC v1 long header, type 3) the server sends.
+async fn retry_counting_relay(
+    server: SocketAddr,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let sock = Arc::new(
+        tokio::net::UdpSocket::bind("127.0.0.1:0")
+            .await
+            .expect("relay bind"),
+    );
+    let addr = sock.local_addr().expect("relay addr");
+    let retries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = retries.clone();
+    tokio::spawn(async move {
+        let mut client = None;
+        let mut buf = vec![0u8; 65536];
+        while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            if from == server {
+                if buf[0] & 0xf0 == 0xf0 {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                if let Some(c) = client {
+                    let _ = sock.send_to(&buf[..n], c).await;
+                }
+            } else {
+                client = Some(from);
+                let _ = sock.send_to(&buf[..n], server).await;
+            }
+        }
+    });
+    (addr, retries)
+}
+
+#[tokio::test]
+async fn binary_server_forces_retry_for_testcase_retry() {
+    let www = temp_dir("www-retry");
+    for (name, data) in files() {
+        std::fs::write(www.join(name), data).expect("write www file");
+    }
+    let (mut server, server_addr) = start_server_with(&www, "retry").await;
+    let (relay, retries) = retry_counting_relay(server_addr).await;
+    let ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    let conn = within(
+        ep.connect_with(quinn_client_config(), relay, "localhost")
+            .expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    let got = within(quinn_get(&conn, "/one-kib.bin")).await.expect("get");
+    assert!(got == pattern(1024, 1));
+    assert_eq!(
+        retries.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "TESTCASE=retry: one Retry"
+    );
+    conn.close(0u32.into(), b"done");
+    within(ep.wait_idle()).await;
+    server.kill().await.expect("kill server");
+    let _ = std::fs::remove_dir_all(&www);
+}

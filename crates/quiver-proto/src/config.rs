@@ -234,6 +234,8 @@ pub struct ServerConfig {
     /// to the preferred address must reach this endpoint (for the runtime: the same
     /// socket, bound to a wildcard address, with the preferred IP on the same port).
     pub preferred_address: Option<PreferredAddressConfig>,
+    /// Address validation (RFC 9000 §8.1): Retry, NEW_TOKEN tokens and their key.
+    pub validation: crate::token::ValidationConfig,
 }
 
 /// The addresses of [`ServerConfig::preferred_address`]; at least one should be set.
@@ -254,6 +256,7 @@ impl ServerConfig {
             max_connections: 100_000,
             zero_rtt: true,
             preferred_address: None,
+            validation: crate::token::ValidationConfig::default(),
         }
     }
 }
@@ -271,6 +274,11 @@ pub struct ClientConfig {
     /// server for compatible version negotiation (`version_information`, RFC 9368) and
     /// used to start over after a Version Negotiation packet. Empty: only `version`.
     pub available_versions: Vec<u32>,
+    /// Where NEW_TOKEN tokens are kept and taken from (RFC 9000 §8.1.3): a token the
+    /// server sent on one connection goes into the Initial packets of the next
+    /// connection to the same server name. Configs cloned from one another share the
+    /// store; `None` neither keeps nor uses tokens.
+    pub token_store: Option<Arc<dyn crate::token::TokenStore>>,
 }
 
 impl ClientConfig {
@@ -281,6 +289,7 @@ impl ClientConfig {
             transport: Arc::new(TransportConfig::default()),
             version: 1, /* QUIC v1 */
             available_versions: Vec::new(),
+            token_store: Some(Arc::new(crate::token::TokenMemoryStore::default())),
         }
     }
 }

@@ -11,9 +11,10 @@ use crate::connection::{
 use crate::crypto::{initial_keys, TlsSession};
 use crate::packet;
 use crate::shared::{EcnCodepoint, Side};
+use crate::token::{RetryToken, TokenKey, TokenKind, TOKEN_KEY_LEN};
 use crate::transport_params::{PreferredAddress, TransportParameters};
 use crate::version::VersionInformation;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -99,6 +100,85 @@ pub struct Endpoint {
     /// through this index, not by asking every connection.
     by_reset_token: HashMap<ResetToken, ConnectionHandle>,
     stateless: VecDeque<StatelessResponse>,
+    /// Address-validation tokens (see [`crate::token`]).
+    tokens: Tokens,
+}
+
+/// The endpoint's token machinery. It has its own random source, so that issuing tokens
+/// does not shift the CIDs and other values a seeded endpoint draws.
+struct Tokens {
+    rng: StdRng,
+    /// Secret used when the server config names none.
+    secret: [u8; TOKEN_KEY_LEN],
+    /// The key of the secret in use, derived once.
+    key: Option<([u8; TOKEN_KEY_LEN], TokenKey)>,
+    /// Origin of token times: the first `now` the endpoint was given.
+    epoch: Option<Instant>,
+    stats: ValidationStats,
+}
+
+/// Address-validation counters of an [`Endpoint`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ValidationStats {
+    /// Retry packets sent.
+    pub retries_sent: u64,
+    /// Initials refused with INVALID_TOKEN (a bad Retry token).
+    pub invalid_retry_tokens: u64,
+    /// NEW_TOKEN tokens that validated a client's address.
+    pub new_tokens_accepted: u64,
+    /// NEW_TOKEN (or unknown) tokens ignored because they did not validate.
+    pub new_tokens_ignored: u64,
+}
+
+impl Tokens {
+    fn new(seed: Option<u64>) -> Self {
+        let mut rng = match seed {
+            Some(seed) => StdRng::seed_from_u64(seed ^ 0x746f_6b65_6e73_0000),
+            None => StdRng::from_entropy(),
+        };
+        let mut secret = [0u8; TOKEN_KEY_LEN];
+        rng.fill_bytes(&mut secret);
+        Self {
+            rng,
+            secret,
+            key: None,
+            epoch: None,
+            stats: ValidationStats::default(),
+        }
+    }
+
+    /// Milliseconds on the token clock.
+    fn time(&mut self, now: Instant) -> u64 {
+        let epoch = *self.epoch.get_or_insert(now);
+        u64::try_from(now.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn key(&mut self, config: &ServerConfig) -> &TokenKey {
+        let secret = config.validation.key.unwrap_or(self.secret);
+        if self.key.as_ref().is_none_or(|(s, _)| *s != secret) {
+            self.key = Some((secret, TokenKey::new(&secret)));
+        }
+        match &self.key {
+            Some((_, k)) => k,
+            None => unreachable!("set above"),
+        }
+    }
+
+    fn nonce(&mut self) -> [u8; 12] {
+        let mut n = [0u8; 12];
+        self.rng.fill_bytes(&mut n);
+        n
+    }
+}
+
+/// How a new connection's address was validated by the token of its first Initial.
+enum InitialToken {
+    /// No token, or one ignored.
+    None,
+    /// A valid NEW_TOKEN token.
+    NewToken,
+    /// A valid Retry token.
+    Retry(RetryToken),
 }
 
 /// A connection and the endpoint's bookkeeping for it.
@@ -146,6 +226,7 @@ impl Endpoint {
             k
         });
         let cid_gen = (config.cid_generator)();
+        let tokens = Tokens::new(config.rng_seed);
         Self {
             reset_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
             cid_gen,
@@ -163,6 +244,7 @@ impl Endpoint {
             event_ready: VecDeque::new(),
             dirty: Vec::new(),
             scratch: Vec::new(),
+            tokens,
         }
     }
 
@@ -231,6 +313,16 @@ impl Endpoint {
         let keys = initial_keys(config.version, &dcid, Side::Client)
             .map_err(|e| ConnectError::Tls(e.to_string()))?;
         let token = self.reset_token(&local_cid);
+        // RFC 9000 §8.1.3: a NEW_TOKEN token from an earlier connection to this server.
+        let initial_token = config
+            .token_store
+            .as_ref()
+            .and_then(|s| s.take(server_name))
+            .unwrap_or_default();
+        let token_store = config
+            .token_store
+            .clone()
+            .map(|s| (s, server_name.to_string()));
         let conn = Connection::new(ConnectionInit {
             side: Side::Client,
             version: config.version,
@@ -249,6 +341,11 @@ impl Endpoint {
             rng_seed: self.rng.gen(),
             preferred_cid: None,
             version_state: VersionState::client(versions, restart),
+            address_validated: false,
+            retry_src_cid: None,
+            initial_token,
+            new_tokens: Vec::new(),
+            token_store,
         });
         let h = self.insert(conn);
         self.route_cid(local_cid, h);
@@ -339,9 +436,30 @@ impl Endpoint {
         if self.connections.len() >= server.max_connections {
             return None;
         }
-        if dcid.len() < 8 {
+        // RFC 9000 §8.1: the token of the Initial decides whether the address is valid.
+        let validated = match self.check_initial_token(now, &server, remote, &dcid, &data) {
+            Ok(v) => v,
+            Err(()) => {
+                // RFC 9000 §8.1.3: a Retry token that fails means the client will not
+                // take another Retry; close at once rather than let it time out.
+                self.tokens.stats.invalid_retry_tokens += 1;
+                self.refuse_initial(version, remote, local_ip, &dcid, &scid);
+                return Some(DatagramEvent::Stateless);
+            }
+        };
+        let (orig_dst_cid, retry_src_cid) = match &validated {
+            InitialToken::Retry(t) => (t.orig_dst_cid, Some(dcid)),
+            _ => (dcid, None),
+        };
+        if retry_src_cid.is_none() && dcid.len() < 8 {
             return None; // RFC 9000 §7.2: a client's first DCID is at least 8 bytes
         }
+        let address_validated = !matches!(validated, InitialToken::None);
+        if !address_validated && server.validation.retry {
+            self.send_retry(now, &server, version, remote, local_ip, &dcid, &scid);
+            return Some(DatagramEvent::Stateless);
+        }
+        let new_tokens = self.new_tokens(now, &server, remote);
         let local_cid = self.new_cid()?;
         let token = self.reset_token(&local_cid);
         // RFC 9000 §9.6: the preferred address comes with a CID of its own (sequence 1).
@@ -357,7 +475,7 @@ impl Endpoint {
             &server.transport,
             &self.config,
             local_cid,
-            Some(dcid),
+            Some(orig_dst_cid),
             Some(token),
             preferred.map(|(pa, cid, token)| PreferredAddress {
                 address_v4: pa.v4,
@@ -372,6 +490,7 @@ impl Endpoint {
             chosen: version,
             available: supported.clone(),
         });
+        params.retry_src_cid = retry_src_cid;
         let mut encoded = Vec::new();
         params.encode(&mut encoded);
         let mut tls =
@@ -398,13 +517,18 @@ impl Endpoint {
             local_cid,
             local_reset_token: token,
             remote_cid: scid,
-            orig_dst_cid: dcid,
+            orig_dst_cid,
             initial_keys: keys,
             local_cid_len: self.cid_gen.cid_len(),
             max_udp_payload_size: self.config.max_udp_payload_size,
             rng_seed: self.rng.gen(),
             preferred_cid: preferred.map(|(_, cid, token)| (cid, token)),
             version_state: VersionState::server(version, choice),
+            address_validated,
+            retry_src_cid,
+            initial_token: Bytes::new(),
+            new_tokens,
+            token_store: None,
         });
         let h = self.insert(conn);
         self.route_cid(local_cid, h);
@@ -518,6 +642,11 @@ impl Endpoint {
         self.connections.get_mut(&ch.0).map(|s| &mut s.conn)
     }
 
+    /// Address-validation counters (Retry, tokens).
+    pub fn validation_stats(&self) -> ValidationStats {
+        self.tokens.stats
+    }
+
     /// Number of live connections.
     pub fn connection_count(&self) -> usize {
         self.connections.len()
@@ -551,7 +680,14 @@ impl Endpoint {
                     self.by_cid.remove(&cid);
                 }
             }
-            self.by_initial_dcid.remove(&slot.conn.orig_dst_cid());
+            for dcid in [Some(slot.conn.orig_dst_cid()), slot.conn.retry_src_cid()]
+                .into_iter()
+                .flatten()
+            {
+                if self.by_initial_dcid.get(&dcid) == Some(&h) {
+                    self.by_initial_dcid.remove(&dcid);
+                }
+            }
             if let Some(t) = slot.reset_token {
                 if self.by_reset_token.get(&t) == Some(&h) {
                     self.by_reset_token.remove(&t);
@@ -729,6 +865,163 @@ impl Endpoint {
         ResetToken(t)
     }
 
+    /// Check the token of a client's first Initial (RFC 9000 §8.1.3). `Err` for a Retry
+    /// token that does not validate; NEW_TOKEN and unknown tokens that do not validate
+    /// are ignored (see [`crate::token`]).
+    fn check_initial_token(
+        &mut self,
+        now: Instant,
+        server: &ServerConfig,
+        remote: SocketAddr,
+        dcid: &ConnectionId,
+        data: &[u8],
+    ) -> Result<InitialToken, ()> {
+        let token = initial_token(data).unwrap_or(&[]);
+        if token.is_empty() {
+            return Ok(InitialToken::None);
+        }
+        let time = self.tokens.time(now);
+        let key = self.tokens.key(server);
+        match TokenKind::of(token) {
+            Some(TokenKind::Retry) => match key.open_retry(remote, dcid, token, time) {
+                Ok(t) => Ok(InitialToken::Retry(t)),
+                Err(e) => {
+                    tracing::debug!(%remote, %e, "invalid Retry token");
+                    Err(())
+                }
+            },
+            Some(TokenKind::NewToken) if key.open_new_token(remote.ip(), token, time).is_ok() => {
+                self.tokens.stats.new_tokens_accepted += 1;
+                Ok(InitialToken::NewToken)
+            }
+            _ => {
+                self.tokens.stats.new_tokens_ignored += 1;
+                Ok(InitialToken::None)
+            }
+        }
+    }
+
+    /// Answer an Initial with a Retry carrying a fresh token (RFC 9000 §8.1.2, §17.2.5).
+    #[allow(clippy::too_many_arguments)]
+    fn send_retry(
+        &mut self,
+        now: Instant,
+        server: &ServerConfig,
+        version: u32,
+        remote: SocketAddr,
+        local_ip: Option<IpAddr>,
+        dcid: &ConnectionId,
+        scid: &ConnectionId,
+    ) {
+        // The client's next DCID; from the CID generator so that routing information it
+        // encodes holds for the retried Initial too (random if it mints short CIDs).
+        let retry_src_cid = if self.cid_gen.cid_len() >= 8 {
+            let Some(cid) = self.new_cid() else {
+                return; // the generator keeps colliding: drop, the client retransmits
+            };
+            cid
+        } else {
+            ConnectionId::random(&mut self.tokens.rng, 8)
+        };
+        if retry_src_cid == *dcid {
+            return; // §17.2.5.1: must differ; the client will retransmit
+        }
+        let lifetime = ms(server.validation.retry_token_lifetime);
+        let time = self.tokens.time(now);
+        let nonce = self.tokens.nonce();
+        let token = self.tokens.key(server).seal_retry(
+            nonce,
+            remote,
+            &RetryToken {
+                orig_dst_cid: *dcid,
+                retry_src_cid,
+                expires: time.saturating_add(lifetime),
+            },
+        );
+        let mut buf = Vec::new();
+        if packet::encode_retry(&mut buf, version, scid, &retry_src_cid, dcid, &token).is_ok() {
+            self.tokens.stats.retries_sent += 1;
+            self.stateless.push_back(StatelessResponse {
+                destination: remote,
+                src_ip: local_ip,
+                data: buf,
+            });
+        }
+    }
+
+    /// Close a connection attempt statelessly with INVALID_TOKEN: an Initial packet with
+    /// CONNECTION_CLOSE, protected with the keys of the client's DCID (RFC 9000 §10.2.3).
+    fn refuse_initial(
+        &mut self,
+        version: u32,
+        remote: SocketAddr,
+        local_ip: Option<IpAddr>,
+        dcid: &ConnectionId,
+        scid: &ConnectionId,
+    ) {
+        let Ok(keys) = initial_keys(version, dcid, Side::Server) else {
+            return;
+        };
+        let src_cid = ConnectionId::random(&mut self.tokens.rng, 8);
+        let header = packet::Header::Initial {
+            version,
+            dst_cid: *scid,
+            src_cid,
+            token: Bytes::new(),
+            number: packet::PacketNumber::new(0, None),
+        };
+        let mut buf = Vec::new();
+        let partial = header.encode(&mut buf);
+        let payload_start = buf.len();
+        crate::frame::Frame::ConnectionClose(crate::frame::ConnectionClose {
+            error_code: crate::error::TransportErrorCode::INVALID_TOKEN,
+            frame_type: None,
+            reason: Bytes::from_static(b"invalid Retry token"),
+        })
+        .encode(&mut buf);
+        let min = partial.min_payload_len();
+        if buf.len() - payload_start < min {
+            buf.resize(payload_start + min, 0);
+        }
+        if partial
+            .finish(&mut buf, &*keys.local.header, &*keys.local.packet, 0)
+            .is_ok()
+        {
+            self.stateless.push_back(StatelessResponse {
+                destination: remote,
+                src_ip: local_ip,
+                data: buf,
+            });
+        }
+    }
+
+    /// NEW_TOKEN tokens for a client at `remote`, sent once its handshake is confirmed.
+    fn new_tokens(
+        &mut self,
+        now: Instant,
+        server: &ServerConfig,
+        remote: SocketAddr,
+    ) -> Vec<Bytes> {
+        let n = server.validation.new_tokens;
+        if n == 0 {
+            return Vec::new();
+        }
+        let expires = self
+            .tokens
+            .time(now)
+            .saturating_add(ms(server.validation.new_token_lifetime));
+        (0..n)
+            .map(|_| {
+                let nonce = self.tokens.nonce();
+                Bytes::from(
+                    self.tokens
+                        .key(server)
+                        .seal_new_token(nonce, remote.ip(), expires),
+                )
+            })
+            .collect()
+    }
+
     fn stateless_reset(
         &mut self,
         remote: SocketAddr,
@@ -763,6 +1056,20 @@ fn parse_long_ids(data: &[u8]) -> Option<(u32, ConnectionId, ConnectionId)> {
     let slen = *data.get(6 + dlen)? as usize;
     let scid = ConnectionId::new(data.get(7 + dlen..7 + dlen + slen)?)?;
     Some((version, dcid, scid))
+}
+
+/// The token of an Initial packet (RFC 9000 §17.2.2), bounds-checked; `None` when the
+/// header is malformed.
+fn initial_token(data: &[u8]) -> Option<&[u8]> {
+    let dlen = usize::from(*data.get(5)?);
+    let slen = usize::from(*data.get(6 + dlen)?);
+    let mut r = data.get(7 + dlen + slen..)?;
+    let len = crate::coding::VarInt::decode(&mut r).ok()?.into_inner();
+    r.get(..usize::try_from(len).ok()?)
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Our transport parameters (RFC 9000 §18.2).

@@ -33,8 +33,9 @@
 //! | [`coding`], [`frame`], [`packet`], [`transport_params`] | wire codecs (each with round-trip and no-panic property tests) |
 //! | [`crypto`] | TLS 1.3 via `rustls::quic`, Initial keys, config builders |
 //! | [`connection`] | the per-connection state machine (send/recv paths, CIDs, timers) |
-//! | [`endpoint`] | CID routing, version negotiation, stateless reset, accepting |
+//! | [`endpoint`] | CID routing, version negotiation, stateless reset, Retry, accepting |
 //! | [`version`] | QUIC v1/v2, Version Negotiation, compatible negotiation (RFC 9368) |
+//! | [`token`] | address validation: Retry and NEW_TOKEN tokens, the client's token store |
 //! | [`streams`], [`sched`] | stream state, flow control, scheduling |
 //! | [`recovery`], [`cc`] | RFC 9002 loss detection, RTT, ACK tracking; congestion control and pacing |
 //!
@@ -81,9 +82,16 @@
 //! ([`config::ServerConfig::preferred_address`]) once validated. Details and choices are
 //! in the `connection::paths` module source.
 //!
+//! ## Address validation
+//! A server validates client addresses with Retry ([`token::ValidationConfig::retry`])
+//! and NEW_TOKEN tokens (encrypted, address-bound, expiring; see [`token`]); until then it
+//! sends at most 3× what it received. Clients follow one Retry, check
+//! `original_destination_connection_id` / `retry_source_connection_id`, and keep
+//! NEW_TOKEN tokens in [`config::ClientConfig::token_store`] for the next connection.
+//!
 //! ## What is not implemented yet
-//! Retry (the codec exists, the endpoint does not send it), path-MTU discovery, and the
-//! multipath extension itself.
+//! The multipath extension itself (path-MTU discovery is implemented: see
+//! [`config::MtuDiscoveryConfig`]).
 
 #![forbid(unsafe_code)]
 
@@ -102,6 +110,7 @@ pub mod recovery;
 pub mod sched;
 pub mod shared;
 pub mod streams;
+pub mod token;
 pub mod transport_params;
 pub mod version;
 

@@ -124,10 +124,11 @@ impl Endpoint {
     ///
     /// Must be called within a tokio runtime.
     pub fn server_sharded(
-        config: ServerConfig,
+        mut config: ServerConfig,
         addr: SocketAddr,
         shards: usize,
     ) -> io::Result<Self> {
+        shared_token_key(&mut config);
         let first = bind_with(addr, true)?;
         let addr = first.local_addr()?;
         let mut sockets = vec![first];
@@ -238,7 +239,10 @@ impl Endpoint {
 
     /// Replace (or, with `None`, remove) the server configuration. Existing connections
     /// are unaffected.
-    pub fn set_server_config(&self, config: Option<ServerConfig>) {
+    pub fn set_server_config(&self, mut config: Option<ServerConfig>) {
+        if let Some(c) = config.as_mut() {
+            shared_token_key(c);
+        }
         let config = config.map(Arc::new);
         self.each_shard(|st| st.proto.set_server_config(config.clone()));
     }
@@ -430,5 +434,13 @@ impl Drop for Endpoint {
                 st.endpoint_released();
             }
         });
+    }
+}
+
+/// Shards of one server must accept each other's address-validation tokens (a client's
+/// next connection may hash to another shard): give them one token secret.
+fn shared_token_key(config: &mut ServerConfig) {
+    if config.validation.key.is_none() {
+        config.validation.key = Some(quiver_proto::token::random_key());
     }
 }

@@ -825,3 +825,121 @@ async fn quiver_client_moves_to_quinn_server_preferred_address() {
     assert_eq!(conn.stats().migrations, 1);
     assert_pattern(&within(quiver_get(&conn, n)).await, n);
 }
+
+// ---------------------------------------------------------------------------------------
+// Address validation: Retry and NEW_TOKEN (RFC 9000 §8.1)
+
+/// Echo one bidirectional stream (request up to FIN, same bytes back).
+async fn quinn_echo_once(conn: &quinn::Connection) -> Option<()> {
+    let (mut send, mut recv) = conn.accept_bi().await.ok()?;
+    let data = recv.read_to_end(64 * 1024).await.ok()?;
+    send.write_all(&data).await.ok()?;
+    send.finish().ok()
+}
+
+async fn quiver_echo_once(conn: &quiver::Connection) -> Option<()> {
+    let (mut send, mut recv) = conn.accept_bi().await.ok()?;
+    let data = recv.read_to_end(64 * 1024).await.ok()?;
+    send.write_all(&data).await.ok()?;
+    send.finish().ok()
+}
+
+/// A quiver server that answers every Initial without a valid token with a Retry and
+/// reports, per accepted connection, `(retries, address_validated_by_token)`.
+fn quiver_retry_server(id: &Identity) -> (quiver::Endpoint, mpsc::UnboundedReceiver<(u64, bool)>) {
+    let mut config = quiver::ServerConfig::new(std::sync::Arc::new(id.server_tls()));
+    config.validation.retry = true;
+    let ep = quiver::Endpoint::server(config, loopback()).expect("quiver server endpoint");
+    let (tx, rx) = mpsc::unbounded_channel();
+    let accept = ep.clone();
+    tokio::spawn(async move {
+        while let Some(conn) = accept.accept().await {
+            let s = conn.stats();
+            let _ = tx.send((s.retries, s.address_validated_by_token));
+            tokio::spawn(async move { while quiver_echo_once(&conn).await.is_some() {} });
+        }
+    });
+    (ep, rx)
+}
+
+async fn quinn_echo(conn: &quinn::Connection, msg: &[u8]) -> Vec<u8> {
+    let (mut send, mut recv) = conn.open_bi().await.expect("open_bi");
+    send.write_all(msg).await.expect("write");
+    send.finish().expect("finish");
+    recv.read_to_end(64 * 1024).await.expect("read")
+}
+
+#[tokio::test]
+async fn quinn_client_quiver_server_retry_then_new_token() {
+    init_tracing();
+    let id = Identity::new();
+    let (server, mut accepted) = quiver_retry_server(&id);
+    let addr = server.local_addr().expect("addr");
+    let ep = quinn::Endpoint::client(loopback()).expect("quinn client endpoint");
+    let config = quinn_client_config(&id, Windows::Default, CipherSuites::All);
+
+    // First connection: the server forces a Retry.
+    let conn = within(
+        ep.connect_with(config.clone(), addr, NAME)
+            .expect("connect"),
+    )
+    .await
+    .expect("handshake after Retry");
+    assert_eq!(within(quinn_echo(&conn, b"first")).await, b"first");
+    assert_eq!(within(accepted.recv()).await, Some((1, true)), "Retry used");
+    // The echo round trip above lets the server's NEW_TOKEN arrive.
+    assert!(
+        conn.stats().frame_rx.new_token >= 1,
+        "quinn got a NEW_TOKEN"
+    );
+    conn.close(0u32.into(), b"done");
+
+    // Second connection from the same quinn endpoint: quinn presents the NEW_TOKEN
+    // token, so the quiver server validates the address without a Retry.
+    let conn = within(ep.connect_with(config, addr, NAME).expect("connect"))
+        .await
+        .expect("handshake with token");
+    assert_eq!(within(quinn_echo(&conn, b"second")).await, b"second");
+    assert_eq!(
+        within(accepted.recv()).await,
+        Some((0, true)),
+        "validated by the NEW_TOKEN token, no Retry"
+    );
+    conn.close(0u32.into(), b"done");
+    within(ep.wait_idle()).await;
+}
+
+#[tokio::test]
+async fn quiver_client_quinn_server_retry() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quinn_server_endpoint(&id, Windows::Default);
+    let addr = server.local_addr().expect("addr");
+    let (tx, mut retried) = mpsc::unbounded_channel();
+    let accept = server.clone();
+    tokio::spawn(async move {
+        while let Some(incoming) = accept.accept().await {
+            if !incoming.remote_address_validated() {
+                let _ = tx.send(());
+                incoming.retry().expect("retry");
+                continue;
+            }
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                while quinn_echo_once(&conn).await.is_some() {}
+            });
+        }
+    });
+    let (ep, conn) = quiver_connect(&id, Windows::Default, CipherSuites::All, addr).await;
+    assert!(within(retried.recv()).await.is_some(), "quinn sent a Retry");
+    assert_eq!(conn.stats().retries, 1, "quiver followed the Retry");
+    let (mut send, mut recv) = within(conn.open_bi()).await.expect("open_bi");
+    send.write_all(b"after retry").await.expect("write");
+    send.finish().expect("finish");
+    assert_eq!(
+        within(recv.read_to_end(1024)).await.expect("read"),
+        b"after retry"
+    );
+    conn.close(0u32.into(), b"done");
+    within(ep.wait_idle()).await;
+}

@@ -287,6 +287,16 @@ pub struct ConnectionStats {
     /// Client: 0-RTT packets the server rejected (their contents were resent in 1-RTT).
     /// Server: 0-RTT packets dropped because early data was not accepted.
     pub zero_rtt_packets_rejected: u64,
+    /// Retry round trips (RFC 9000 §8.1.2). Client: 1 when it acted on a Retry packet.
+    /// Server: 1 when the connection was created by an Initial with a valid Retry token.
+    pub retries: u64,
+    /// Server: the client's first Initial carried a valid token (Retry or NEW_TOKEN), so
+    /// its address counted as validated from the start (no amplification limit).
+    pub address_validated_by_token: bool,
+    /// NEW_TOKEN frames sent (server).
+    pub new_tokens_sent: u64,
+    /// NEW_TOKEN frames received (client); each is handed to the token store.
+    pub new_tokens_received: u64,
 }
 
 /// Messages from a connection to its endpoint (CID bookkeeping).
@@ -416,6 +426,23 @@ pub struct Connection {
     tls_version: u32,
     /// Version negotiation (RFC 9000 §6, RFC 9368).
     version_state: version::VersionState,
+    /// Address validation (RFC 9000 §8.1): tokens and the Retry state.
+    validation: Validation,
+}
+
+/// Per-connection address-validation state (see [`crate::token`]).
+#[derive(Debug, Default)]
+struct Validation {
+    /// Client: token sent in every Initial (from a NEW_TOKEN frame of an earlier
+    /// connection, replaced by a Retry's token).
+    initial_token: Bytes,
+    /// Client: source CID of the Retry acted on. Server: the Initial DCID a Retry token
+    /// was issued for. Sent resp. checked as `retry_source_connection_id`.
+    retry_src_cid: Option<ConnectionId>,
+    /// Server: NEW_TOKEN tokens still to send once the handshake is confirmed.
+    pending_new_tokens: VecDeque<Bytes>,
+    /// Client: where NEW_TOKEN tokens go, and the server name they are for.
+    token_store: Option<(Arc<dyn crate::token::TokenStore>, String)>,
 }
 
 /// Parameters of a new connection, filled in by the endpoint.
@@ -443,6 +470,16 @@ pub(crate) struct ConnectionInit {
     /// Server: the CID (sequence number 1) offered with the preferred address.
     pub(crate) preferred_cid: Option<(ConnectionId, ResetToken)>,
     pub(crate) version_state: version::VersionState,
+    /// Server: the client's address is validated already (a valid token).
+    pub(crate) address_validated: bool,
+    /// Server: the DCID of the Initial that carried a valid Retry token.
+    pub(crate) retry_src_cid: Option<ConnectionId>,
+    /// Client: token for the Initial packets (from the token store).
+    pub(crate) initial_token: Bytes,
+    /// Server: NEW_TOKEN tokens to send after the handshake is confirmed.
+    pub(crate) new_tokens: Vec<Bytes>,
+    /// Client: token store and server name.
+    pub(crate) token_store: Option<(Arc<dyn crate::token::TokenStore>, String)>,
 }
 
 impl Connection {
@@ -489,8 +526,9 @@ impl Connection {
                 local_ip: init.local_ip,
                 mtu,
                 // A client's peer is validated by definition; a server validates when a
-                // Handshake packet arrives (RFC 9000 §8.1).
-                validated: init.side.is_client(),
+                // Handshake packet arrives or the Initial carried a valid token (RFC
+                // 9000 §8.1).
+                validated: init.side.is_client() || init.address_validated,
                 bytes_received: 0,
                 bytes_sent: 0,
             },
@@ -535,8 +573,18 @@ impl Connection {
             zero_rtt: zero_rtt::ZeroRtt::default(),
             tls_version: init.version,
             version_state: init.version_state,
+            validation: Validation {
+                initial_token: init.initial_token,
+                retry_src_cid: init.retry_src_cid,
+                pending_new_tokens: init.new_tokens.into(),
+                token_store: init.token_store,
+            },
             config,
         };
+        if conn.side.is_server() {
+            conn.stats.address_validated_by_token = init.address_validated;
+            conn.stats.retries = u64::from(init.retry_src_cid.is_some());
+        }
         conn.reset_idle_timer(init.now);
         if conn.side.is_client() {
             // The client speaks first: produce the ClientHello.
@@ -878,6 +926,12 @@ impl Connection {
         self.orig_dst_cid
     }
 
+    /// Server: the DCID of the Initial that carried a Retry token (the endpoint routes
+    /// Initials by it).
+    pub(crate) fn retry_src_cid(&self) -> Option<ConnectionId> {
+        self.validation.retry_src_cid
+    }
+
     // ---- internals shared by send/recv ----
 
     fn space_for_epoch(epoch: Epoch) -> usize {
@@ -1026,6 +1080,12 @@ impl Connection {
         if self.side.is_client() && p.original_dst_cid != Some(self.orig_dst_cid) {
             return Err(TransportError::TRANSPORT_PARAMETER_ERROR(
                 "original_destination_connection_id mismatch",
+            ));
+        }
+        // RFC 9000 §7.3: present exactly when we acted on a Retry, and equal to its SCID.
+        if self.side.is_client() && p.retry_src_cid != self.validation.retry_src_cid {
+            return Err(TransportError::TRANSPORT_PARAMETER_ERROR(
+                "retry_source_connection_id mismatch",
             ));
         }
         Ok(())

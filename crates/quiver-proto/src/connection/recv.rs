@@ -91,8 +91,10 @@ impl Connection {
                 }
                 (Epoch::Data, PacketKind::ZeroRtt)
             }
-            // Retry is not supported by this client yet.
-            PacketType::Retry => return Ok(false),
+            PacketType::Retry => {
+                self.on_retry(now, pd);
+                return Ok(false);
+            }
         };
         let mut original_keys = false;
         if let Some(v) = pd.version().filter(|v| pd.is_long() && *v != self.version) {
@@ -200,6 +202,58 @@ impl Connection {
         Ok(true)
     }
 
+    /// A Retry packet (RFC 9000 §17.2.5.2, §8.1.2): a client acts on the first valid one
+    /// received before any server Initial, switches to the server's new CID and resends
+    /// its Initial with the token under keys derived from that CID.
+    fn on_retry(&mut self, now: Instant, pd: PartialDecode) {
+        if self.side.is_server()
+            || self.state != State::Handshake
+            || self.got_server_initial
+            || self.validation.retry_src_cid.is_some()
+            || self.stats.packets_rx > 0
+            || pd.version() != Some(self.version)
+        {
+            return; // only one Retry, and none after the server's Initial
+        }
+        if *pd.dst_cid() != self.cids.local_initial_cid() {
+            return;
+        }
+        let Some(scid) = pd.src_cid().copied() else {
+            return;
+        };
+        // The SCID is the server's choice and must differ from our first DCID (§17.2.5.1).
+        if scid == self.orig_dst_cid {
+            return;
+        }
+        // RFC 9001 §5.8: the integrity tag proves the Retry answers our Initial.
+        if !pd.is_valid_retry(&self.orig_dst_cid) {
+            return;
+        }
+        let token = match pd.token() {
+            Some(t) if !t.is_empty() => Bytes::copy_from_slice(t),
+            _ => return, // §17.2.5.2: a Retry with an empty token is discarded
+        };
+        let Ok(keys) = crate::crypto::initial_keys(self.version, &scid, self.side) else {
+            return;
+        };
+        tracing::debug!(side = ?self.side, %scid, "Retry accepted");
+        self.stats.retries += 1;
+        self.validation.retry_src_cid = Some(scid);
+        self.validation.initial_token = token;
+        self.cids.set_initial_remote(scid);
+        self.levels[0].local = Some(keys.local.into());
+        self.levels[0].remote = Some(keys.remote.into());
+        // RFC 9002 §6.3: the Initial packets sent so far will never be acknowledged;
+        // drop them from recovery and send their CRYPTO data again. Packet numbers
+        // continue (RFC 9000 §17.2.5.3).
+        let space = &mut self.spaces[Self::space_for_epoch(Epoch::Initial)];
+        let _ = space.sent.discard();
+        space.probes = 0;
+        self.levels[0].crypto_send.requeue_unacked();
+        self.pto_count = 0;
+        self.update_loss_timer(now);
+    }
+
     fn on_version_negotiation(&mut self, now: Instant, pd: PartialDecode, first_in_datagram: bool) {
         // RFC 9000 §6.2: only before any other packet was processed, only on a client.
         if self.side.is_server() || !first_in_datagram || self.stats.packets_rx > 0 {
@@ -303,13 +357,17 @@ impl Connection {
                 self.streams.on_stream_data_blocked(id, offset)?
             }
             Frame::StreamsBlocked { dir, limit } => self.streams.on_streams_blocked(dir, limit)?,
-            Frame::NewToken(_) => {
+            Frame::NewToken(_token) => {
                 if self.side.is_server() {
                     return Err(TransportError::PROTOCOL_VIOLATION(
                         "NEW_TOKEN sent by a client",
                     ));
                 }
-                // Tokens are not used for 0-RTT/validation yet: ignore.
+                // RFC 9000 §8.1.3: keep it for the next connection to this server.
+                self.stats.new_tokens_received += 1;
+                if let Some((store, name)) = &self.validation.token_store {
+                    store.insert(name, _token);
+                }
             }
             Frame::NewConnectionId(n) => {
                 self.cids
@@ -518,6 +576,9 @@ impl Connection {
             }
             for seq in info.retire_cids {
                 self.cids.pending_retire.push_back(seq);
+            }
+            if let Some(token) = info.new_token {
+                self.validation.pending_new_tokens.push_back(token);
             }
             self.streams.on_packet_lost(info.streams);
         }

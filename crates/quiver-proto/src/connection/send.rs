@@ -180,6 +180,7 @@ impl Connection {
         let mut eliciting = space.probes > 0 || space.ping_pending || lvl.crypto_send.has_pending();
         if epoch == Epoch::Data && self.state == State::Established {
             eliciting |= self.handshake_done_pending
+                || (self.handshake_confirmed && !self.validation.pending_new_tokens.is_empty())
                 || !self.cids.pending_new.is_empty()
                 || !self.cids.pending_retire.is_empty()
                 || !self.datagrams.send.is_empty()
@@ -398,7 +399,7 @@ impl Connection {
                 version: self.version,
                 dst_cid,
                 src_cid,
-                token: Bytes::new(),
+                token: self.validation.initial_token.clone(),
                 number,
             },
             Epoch::Handshake => Header::Long {
@@ -469,6 +470,18 @@ impl Connection {
             Frame::HandshakeDone.encode(buf);
             self.handshake_done_pending = false;
             sent.handshake_done = true;
+        }
+        // RFC 9000 §8.1.3: a token for the client's next connection, once confirmed. One
+        // per packet, so a loss requeues exactly one.
+        if self.handshake_confirmed && self.side.is_server() {
+            if let Some(token) = self.validation.pending_new_tokens.front() {
+                let f = Frame::NewToken(token.clone());
+                if payload_end.saturating_sub(buf.len()) >= f.encoded_len() {
+                    f.encode(buf);
+                    sent.new_token = self.validation.pending_new_tokens.pop_front();
+                    self.stats.new_tokens_sent += 1;
+                }
+            }
         }
         while let Some(&seq) = self.cids.pending_new.front() {
             let Some((cid, token)) = self.cids.local_entry(seq) else {
@@ -576,7 +589,19 @@ impl Connection {
             let pn = self.spaces[space_idx].take_pn();
             let number = PacketNumber::new(pn, self.spaces[space_idx].sent.largest_acked());
             let header = self.header_for(epoch, number);
-            if buf.len() + header_size_hint(&header) + frame.encoded_len() + TAG_LEN + 4 > mtu {
+            // Before the address is validated a server's close counts against the 3×
+            // amplification limit like everything else (RFC 9000 §8.1).
+            let room = if self.path.validated {
+                mtu
+            } else {
+                mtu.min(
+                    usize::try_from(
+                        (3 * self.path.bytes_received).saturating_sub(self.path.bytes_sent),
+                    )
+                    .unwrap_or(usize::MAX),
+                )
+            };
+            if buf.len() + header_size_hint(&header) + frame.encoded_len() + TAG_LEN + 4 > room {
                 continue;
             }
             let partial = header.encode(buf);
@@ -611,6 +636,7 @@ impl Connection {
         }
         self.stats.udp_tx += 1;
         self.stats.bytes_tx += buf.len() as u64;
+        self.path.bytes_sent += buf.len() as u64;
         Some(Transmit {
             destination: self.path.remote,
             ecn: None,
@@ -631,6 +657,9 @@ fn epoch_is_last(conn: &Connection, epoch: Epoch) -> bool {
 fn header_size_hint(h: &Header) -> usize {
     match h {
         Header::Short { dst_cid, .. } => 1 + dst_cid.len() + 4,
+        Header::Initial { token, .. } => {
+            1 + 4 + 2 + 2 * crate::cid::MAX_CID_SIZE + 8 + token.len() + 2 + 4
+        }
         _ => 1 + 4 + 2 + 2 * crate::cid::MAX_CID_SIZE + 1 + 2 + 4,
     }
 }

@@ -28,6 +28,8 @@ pub(crate) struct SentFrames {
     pub(crate) new_cids: Vec<u64>,
     /// Sequence numbers of RETIRE_CONNECTION_ID frames.
     pub(crate) retire_cids: Vec<u64>,
+    /// A NEW_TOKEN frame's token (resent if lost, RFC 9000 §13.3).
+    pub(crate) new_token: Option<bytes::Bytes>,
 }
 
 /// One packet-number space.
