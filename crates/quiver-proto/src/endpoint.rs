@@ -289,7 +289,9 @@ impl Endpoint {
         // client cannot follow a compatible switch; listing only its original version
         // keeps a v2-preferring server from switching. The other versions are still used
         // after a Version Negotiation packet (RFC 9368 §2.1).
-        params.version_information = Some(VersionInformation {
+        // Sent only by a client that has other versions to fall back to: a client with one
+        // version gains nothing from it, and keeps its first flight as small as before.
+        params.version_information = (versions.len() > 1).then(|| VersionInformation {
             chosen: config.version,
             available: vec![config.version],
         });
