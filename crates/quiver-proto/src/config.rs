@@ -226,8 +226,9 @@ pub struct ServerConfig {
     /// §4.6; default true). When false, every connection rejects early data (the client
     /// resends it after the handshake) while tickets still resume sessions. 0-RTT data
     /// can be replayed by an attacker (RFC 9001 §9.2): see the crate docs for what Quiver
-    /// does about it. While tickets issued under one `transport` configuration are valid,
-    /// do not lower its limits (RFC 9000 §7.4.1) without turning this off.
+    /// does about it. If `transport` is replaced by one with lower limits while `crypto`
+    /// (whose store issued the tickets) stays, the endpoint rejects early data by itself
+    /// from then on, since a ticket may carry the higher limits (RFC 9000 §7.4.1).
     pub zero_rtt: bool,
     /// Preferred address offered to clients (RFC 9000 §9.6): each connection gets a
     /// second connection ID, routed like the first, that the client uses there. Packets

@@ -102,6 +102,14 @@ pub struct Endpoint {
     stateless: VecDeque<StatelessResponse>,
     /// Address-validation tokens (see [`crate::token`]).
     tokens: Tokens,
+    /// 0-RTT safety (RFC 9000 §7.4.1): the TLS configuration whose ticket store issued
+    /// the tickets clients may hold, and the highest limits advertised under it. A
+    /// connection whose limits are below any of them rejects early data, as a ticket
+    /// could carry those higher limits.
+    zero_rtt_floor: Option<(
+        Arc<rustls::ServerConfig>,
+        crate::connection::RememberedLimits,
+    )>,
 }
 
 /// The endpoint's token machinery. It has its own random source, so that issuing tokens
@@ -239,6 +247,7 @@ impl Endpoint {
             by_initial_dcid: HashMap::new(),
             by_reset_token: HashMap::new(),
             stateless: VecDeque::new(),
+            zero_rtt_floor: None,
             timers: BTreeSet::new(),
             send_ready: VecDeque::new(),
             event_ready: VecDeque::new(),
@@ -495,9 +504,10 @@ impl Endpoint {
         params.retry_src_cid = retry_src_cid;
         let mut encoded = Vec::new();
         params.encode(&mut encoded);
+        let zero_rtt = server.zero_rtt && self.zero_rtt_safe(&server, &params);
         let mut tls =
             TlsSession::server_for_version(server.crypto.clone(), version, encoded).ok()?;
-        if !server.zero_rtt {
+        if !zero_rtt {
             tls.reject_early_data();
         }
         // With more than one version, the choice waits for the ClientHello (RFC 9368).
@@ -505,7 +515,7 @@ impl Endpoint {
             crypto: server.crypto.clone(),
             params,
             supported,
-            zero_rtt: server.zero_rtt,
+            zero_rtt,
         });
         let keys = initial_keys(version, &dcid, Side::Server).ok()?;
         let conn = Connection::new(ConnectionInit {
@@ -540,6 +550,24 @@ impl Endpoint {
         self.by_initial_dcid.insert(dcid, h);
         self.deliver(now, h, remote, local_ip, ecn, data);
         Some(DatagramEvent::NewConnection(h))
+    }
+
+    /// Whether a new connection with `params` may accept 0-RTT: no ticket of
+    /// `server.crypto`'s store can carry higher limits (RFC 9000 §7.4.1). Records
+    /// `params` as issued under that configuration.
+    fn zero_rtt_safe(&mut self, server: &ServerConfig, params: &TransportParameters) -> bool {
+        let limits = crate::connection::RememberedLimits::of(params);
+        match &mut self.zero_rtt_floor {
+            Some((crypto, floor)) if Arc::ptr_eq(crypto, &server.crypto) => {
+                let safe = limits.covers(floor);
+                floor.raise(&limits);
+                safe
+            }
+            slot => {
+                *slot = Some((server.crypto.clone(), limits));
+                true
+            }
+        }
     }
 
     /// Write the next outgoing datagram(s) of any connection, or a stateless response.

@@ -232,3 +232,31 @@ fn rejected_zero_rtt_with_lower_limits_closes_cleanly() {
     // No stream of the rejected flight reached the server's application.
     assert_eq!(run.server_app().requests_accepted, accepted_before);
 }
+
+/// The server's transport limits shrink while its TLS configuration (and so the tickets
+/// clients hold) stays: the endpoint rejects early data by itself, since a ticket may
+/// carry the old, higher limits (RFC 9000 §7.4.1), and the client resends in 1-RTT
+/// under the new limits.
+#[test]
+fn lowered_server_limits_reject_zero_rtt_by_themselves() {
+    let mut run = Run::after_first_connection(15);
+    {
+        let server = run.sim.node_mut::<QuicNode>(run.server).unwrap();
+        let mut cfg = server_config_of(server);
+        assert!(cfg.zero_rtt);
+        cfg.transport = Arc::new(TransportConfig {
+            stream_receive_window: 64 * 1024,
+            ..TransportConfig::default()
+        });
+        server.ep.set_server_config(Some(Arc::new(cfg)));
+    }
+    run.second_connection(4, 2000, true);
+    run.run_client(Duration::from_secs(5));
+    let c = run.client_app();
+    assert_eq!(c.completed, 4, "{:?}", c.lost);
+    let (stats, zero, resumed) = run.second_stats();
+    assert!(resumed);
+    assert_eq!(zero, ZeroRttStatus::Rejected);
+    assert_eq!(stats.zero_rtt_packets_rejected, stats.zero_rtt_packets_sent);
+    assert!(stats.zero_rtt_packets_sent > 0);
+}

@@ -40,6 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timers::{Timer, Timers};
 pub(crate) use version::{ClientRestart, ServerChoice, VersionState};
+pub(crate) use zero_rtt::RememberedLimits;
 pub use zero_rtt::ZeroRttStatus;
 
 pub use paths::{MigrateError, PathState};

@@ -15,14 +15,18 @@
 //!   are queued again, so they are resent in 1-RTT packets and arrive exactly once; the
 //!   remembered limits are replaced by the server's real ones (flow-control credit is
 //!   recomputed, not added to). If those are lower than what was already written early
-//!   the connection closes with INTERNAL_ERROR (Quiver servers never lower them; see the
-//!   crate docs). DATAGRAMs sent early are lost, as datagrams may be.
+//!   the connection closes with INTERNAL_ERROR (a Quiver server does not lower them
+//!   under a ticket: it rejects early data instead, see below). DATAGRAMs sent early are
+//!   lost, as datagrams may be.
 //!
 //! **Server.** The ClientHello decides: if rustls accepted early data (ticket found in
 //! this server's single-use store, fresh, same ALPN and cipher suite, and
 //! [`crate::config::ServerConfig::zero_rtt`] on) the 0-RTT receive keys are installed and
 //! 0-RTT packets are processed like 1-RTT ones restricted to the frames RFC 9000 §12.4
-//! allows; they are acknowledged in 1-RTT packets. Otherwise 0-RTT packets are dropped
+//! allows; they are acknowledged in 1-RTT packets. The endpoint also rejects early data
+//! when its transport limits are now below limits it advertised earlier under the same
+//! TLS configuration, which a ticket may carry (RFC 9000 §7.4.1: a server accepting
+//! 0-RTT must not reduce them). Otherwise 0-RTT packets are dropped
 //! (and counted). The keys are discarded when the first 1-RTT packet arrives (RFC 9001
 //! §4.9.3).
 
@@ -174,39 +178,45 @@ fn peer_limits(p: &TransportParameters) -> crate::streams::PeerLimits {
     }
 }
 
+/// The transport parameters a client may remember with a ticket and use for 0-RTT
+/// (RFC 9000 §7.4.1), in a fixed order; an absent `max_datagram_frame_size` counts as 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RememberedLimits([u64; 8]);
+
+impl RememberedLimits {
+    pub(crate) fn of(p: &TransportParameters) -> Self {
+        Self([
+            p.initial_max_data.into_inner(),
+            p.initial_max_stream_data_bidi_local.into_inner(),
+            p.initial_max_stream_data_bidi_remote.into_inner(),
+            p.initial_max_stream_data_uni.into_inner(),
+            p.initial_max_streams_bidi.into_inner(),
+            p.initial_max_streams_uni.into_inner(),
+            p.active_connection_id_limit.into_inner(),
+            p.max_datagram_frame_size.map_or(0, |v| v.into_inner()),
+        ])
+    }
+
+    /// Whether every limit of `self` is at least that of `other`.
+    pub(crate) fn covers(&self, other: &Self) -> bool {
+        self.0.iter().zip(other.0.iter()).all(|(a, b)| a >= b)
+    }
+
+    /// Raise each limit to at least `other`'s.
+    pub(crate) fn raise(&mut self, other: &Self) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            *a = (*a).max(*b);
+        }
+    }
+}
+
 /// RFC 9000 §7.4.1: a server that accepts 0-RTT "MUST NOT reduce any limits or alter any
 /// values that might be violated by the client with its 0-RTT data".
 fn check_not_reduced(
     old: &TransportParameters,
     new: &TransportParameters,
 ) -> Result<(), TransportError> {
-    let pairs = [
-        (old.initial_max_data, new.initial_max_data),
-        (
-            old.initial_max_stream_data_bidi_local,
-            new.initial_max_stream_data_bidi_local,
-        ),
-        (
-            old.initial_max_stream_data_bidi_remote,
-            new.initial_max_stream_data_bidi_remote,
-        ),
-        (
-            old.initial_max_stream_data_uni,
-            new.initial_max_stream_data_uni,
-        ),
-        (old.initial_max_streams_bidi, new.initial_max_streams_bidi),
-        (old.initial_max_streams_uni, new.initial_max_streams_uni),
-        (
-            old.active_connection_id_limit,
-            new.active_connection_id_limit,
-        ),
-    ];
-    let datagrams_reduced = match (old.max_datagram_frame_size, new.max_datagram_frame_size) {
-        (Some(o), Some(n)) => n < o,
-        (Some(_), None) => true,
-        (None, _) => false,
-    };
-    if datagrams_reduced || pairs.iter().any(|(o, n)| n < o) {
+    if !RememberedLimits::of(new).covers(&RememberedLimits::of(old)) {
         return Err(TransportError::PROTOCOL_VIOLATION(
             "server accepted 0-RTT but reduced a remembered transport parameter",
         ));
