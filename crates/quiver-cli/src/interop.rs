@@ -33,6 +33,8 @@
 //! - `REQUESTS`: space-separated URLs, used by the client when none are given as
 //!   arguments.
 //! - `SSLKEYLOGFILE`: TLS secrets are appended there (both sides).
+//! - `QLOGDIR`: each connection writes a qlog 0.3 JSON-SEQ trace
+//!   `<odcid>_<client|server>.sqlog` into this directory ([`quiver::qlog::QlogDir`]).
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -177,6 +179,12 @@ pub fn run(cmd: InteropCommand) -> anyhow::Result<i32> {
     }
 }
 
+/// `QLOGDIR` as the runner sets it: one qlog file per connection in that directory.
+fn qlog_from_env() -> Option<Arc<dyn quiver::qlog::SubscriberFactory>> {
+    let dir = std::env::var_os("QLOGDIR").filter(|d| !d.is_empty())?;
+    Some(Arc::new(quiver::qlog::QlogDir::new(PathBuf::from(dir))))
+}
+
 // ---------------------------------------------------------------------------------------
 // server
 
@@ -195,6 +203,7 @@ async fn server(args: ServerArgs, testcase: TestCase) -> anyhow::Result<i32> {
     let mut config = ServerConfig::new(Arc::new(crypto));
     config.transport = Arc::new(quiver::TransportConfig {
         max_concurrent_bidi_streams: SERVER_MAX_BIDI_STREAMS,
+        event_subscriber: qlog_from_env(),
         ..Default::default()
     });
     if let (TestCase::ConnectionMigration, Some(pa)) = (testcase, args.preferred_address) {
@@ -446,6 +455,10 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
         config.version = VERSION_2;
         config.available_versions = vec![VERSION_1];
     }
+    config.transport = Arc::new(quiver::TransportConfig {
+        event_subscriber: qlog_from_env(),
+        ..Default::default()
+    });
     let mut failures = 0;
     let mut urls = urls;
     if matches!(testcase, TestCase::Resumption | TestCase::ZeroRtt) && urls.len() > 1 {

@@ -24,6 +24,7 @@ fn quiver() -> Command {
     cmd.env_remove("TESTCASE")
         .env_remove("REQUESTS")
         .env_remove("SSLKEYLOGFILE")
+        .env_remove("QLOGDIR")
         .kill_on_drop(true);
     cmd
 }
@@ -64,7 +65,20 @@ async fn start_server(www: &Path) -> (Child, SocketAddr) {
 
 /// [`start_server`] with `TESTCASE` set.
 async fn start_server_with(www: &Path, testcase: &str) -> (Child, SocketAddr) {
-    let mut child = quiver()
+    start_server_env(www, testcase, &[]).await
+}
+
+/// [`start_server_with`] plus extra environment variables.
+async fn start_server_env(
+    www: &Path,
+    testcase: &str,
+    env: &[(&str, &Path)],
+) -> (Child, SocketAddr) {
+    let mut cmd = quiver();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
         .env("TESTCASE", testcase)
         .args(["interop", "server", "--listen", "127.0.0.1:0", "--www"])
         .arg(www)
@@ -486,4 +500,106 @@ async fn binary_server_forces_retry_for_testcase_retry() {
     within(ep.wait_idle()).await;
     server.kill().await.expect("kill server");
     let _ = std::fs::remove_dir_all(&www);
+}
+
+/// The one `*_<side>.sqlog` file in `dir` once it holds `connection_closed`.
+async fn closed_qlog(dir: &Path, side: &str) -> (String, String) {
+    for _ in 0..200 {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(&format!("_{side}.sqlog")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let [name] = &names[..] {
+            let text = std::fs::read_to_string(dir.join(name)).expect("read qlog");
+            if text.contains("connectivity:connection_closed") {
+                return (name.clone(), text);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no closed {side} qlog in {}", dir.display());
+}
+
+/// Check a JSON-SEQ qlog file: every record starts with RS and is JSON; the header
+/// names the vantage point and the ODCID the file is named after.
+fn check_qlog(name: &str, text: &str, side: &str) {
+    assert!(text.starts_with('\u{1e}'), "{name}: not JSON-SEQ");
+    let records: Vec<serde_json::Value> = text
+        .split('\u{1e}')
+        .skip(1)
+        .map(|r| serde_json::from_str(r).expect("JSON record"))
+        .collect();
+    let header = &records[0];
+    assert_eq!(header["qlog_format"], "JSON-SEQ");
+    assert_eq!(header["trace"]["vantage_point"]["type"], side);
+    let odcid = header["trace"]["common_fields"]["ODCID"].as_str().unwrap();
+    assert_eq!(name, format!("{odcid}_{side}.sqlog"));
+    for event in ["transport:packet_sent", "transport:packet_received"] {
+        assert!(
+            records.iter().any(|r| r["name"] == event),
+            "{name}: no {event}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn qlogdir_and_sslkeylogfile_are_honoured() {
+    // Server: QLOGDIR and SSLKEYLOGFILE; a quinn client downloads one file.
+    let www = temp_dir("qlog-www");
+    std::fs::write(www.join("small.txt"), b"hello").expect("write www file");
+    let qlog = temp_dir("qlog-server");
+    let keys = qlog.join("server.keys");
+    let (mut server, addr) = start_server_env(
+        &www,
+        "transfer",
+        &[("QLOGDIR", &qlog), ("SSLKEYLOGFILE", &keys)],
+    )
+    .await;
+    let ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    let conn = within(
+        ep.connect_with(quinn_client_config(), addr, "localhost")
+            .expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    assert_eq!(
+        within(quinn_get(&conn, "/small.txt")).await.unwrap(),
+        b"hello"
+    );
+    conn.close(0u32.into(), b"done");
+    within(ep.wait_idle()).await;
+    let (name, text) = within(closed_qlog(&qlog, "server")).await;
+    check_qlog(&name, &text, "server");
+    server.kill().await.expect("kill server");
+    let secrets = std::fs::read_to_string(&keys).expect("server key log");
+    assert!(secrets.contains("SERVER_TRAFFIC_SECRET_0"), "{secrets}");
+
+    // Client: the same variables against a quinn server.
+    let addr = spawn_quinn_server();
+    let downloads = temp_dir("qlog-downloads");
+    let qlog = temp_dir("qlog-client");
+    let keys = qlog.join("client.keys");
+    let status = within(
+        quiver()
+            .args(["interop", "client", "--downloads"])
+            .arg(&downloads)
+            .env("QLOGDIR", &qlog)
+            .env("SSLKEYLOGFILE", &keys)
+            .arg(format!("https://{addr}/small.txt"))
+            .status(),
+    )
+    .await
+    .expect("run client");
+    assert!(status.success(), "client failed: {status}");
+    let (name, text) = within(closed_qlog(&qlog, "client")).await;
+    check_qlog(&name, &text, "client");
+    let secrets = std::fs::read_to_string(&keys).expect("client key log");
+    assert!(secrets.contains("CLIENT_TRAFFIC_SECRET_0"), "{secrets}");
+    for d in [www, qlog, downloads] {
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }

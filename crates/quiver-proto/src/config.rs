@@ -94,6 +94,10 @@ pub struct TransportConfig {
     /// Client: after the handshake is confirmed, probe the server's preferred address
     /// (RFC 9000 §9.6) and move there once it is validated. Default `true`.
     pub migrate_to_preferred_address: bool,
+    /// Event subscriber hook ([`crate::qlog`]): asked once per connection for the
+    /// subscriber that receives its typed events (qlog, metrics, tests). `None` (the
+    /// default) traces nothing and costs one `Option` check per emission point.
+    pub event_subscriber: Option<Arc<dyn crate::qlog::SubscriberFactory>>,
 }
 
 /// Settings of path MTU discovery ([`TransportConfig::mtu_discovery`]).
@@ -148,6 +152,7 @@ impl Default for TransportConfig {
             integrity_limit: None,
             allow_active_migration: true,
             migrate_to_preferred_address: true,
+            event_subscriber: None,
         }
     }
 }
@@ -173,6 +178,7 @@ impl std::fmt::Debug for TransportConfig {
             .field("pacing", &self.pacing)
             .field("confidentiality_limit", &self.confidentiality_limit)
             .field("integrity_limit", &self.integrity_limit)
+            .field("event_subscriber", &self.event_subscriber.is_some())
             .finish_non_exhaustive()
     }
 }

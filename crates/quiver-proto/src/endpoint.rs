@@ -309,7 +309,7 @@ impl Endpoint {
         let restart = ClientRestart {
             crypto: config.crypto.clone(),
             server_name: server_name.to_owned(),
-            params,
+            params: params.clone(),
         };
         let tls = TlsSession::client_for_version(
             config.crypto.clone(),
@@ -357,6 +357,7 @@ impl Endpoint {
             initial_token,
             new_tokens: Vec::new(),
             token_store,
+            local_params: params,
         });
         let h = self.insert(conn);
         self.route_cid(local_cid, h);
@@ -510,6 +511,7 @@ impl Endpoint {
         if !zero_rtt {
             tls.reject_early_data();
         }
+        let local_params = params.clone();
         // With more than one version, the choice waits for the ClientHello (RFC 9368).
         let choice = (supported.len() > 1).then(|| ServerChoice {
             crypto: server.crypto.clone(),
@@ -541,6 +543,7 @@ impl Endpoint {
             initial_token: Bytes::new(),
             new_tokens,
             token_store: None,
+            local_params,
         });
         let h = self.insert(conn);
         self.route_cid(local_cid, h);

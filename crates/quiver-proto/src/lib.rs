@@ -23,6 +23,8 @@
 //!   [`sched::StreamClass`] given at [`connection::Connection::open_with`];
 //! - [`cc::Controller`] — congestion control (window and pacing rate) fed per-ACK samples;
 //! - [`cid::ConnectionIdGenerator`] — how connection IDs are minted (routing in CIDs);
+//! - [`qlog::EventSubscriber`] — a typed stream of connection events (packets, frames,
+//!   loss, recovery metrics, keys, state), serialised as qlog by [`qlog::JsonSeqWriter`];
 //! - the data model keeps one packet-number space per path in the application epoch
 //!   ([`shared::SpaceId::Data`], [`packet::PartialEncode::finish_for_path`]) so that
 //!   multipath and stream hand-off need no rewrite.
@@ -38,6 +40,7 @@
 //! | [`token`] | address validation: Retry and NEW_TOKEN tokens, the client's token store |
 //! | [`streams`], [`sched`] | stream state, flow control, scheduling |
 //! | [`recovery`], [`cc`] | RFC 9002 loss detection, RTT, ACK tracking; congestion control and pacing |
+//! | [`qlog`] | typed connection events, the subscriber hook, qlog JSON-SEQ serialisation |
 //!
 //! ## Session resumption, 0-RTT and replay
 //! Servers built with [`crypto::server_config`] send two single-use session tickets after
@@ -105,6 +108,7 @@ pub mod endpoint;
 pub mod error;
 pub mod frame;
 pub mod packet;
+pub mod qlog;
 pub mod range_set;
 pub mod recovery;
 pub mod sched;

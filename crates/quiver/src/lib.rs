@@ -29,7 +29,8 @@
 //! transport limits come from `quiver_proto`'s [`config`] types
 //! ([`config::TransportConfig`], [`config::EndpointConfig`]);
 //! TLS comes from a rustls configuration, built with the helpers in [`tls`] or by hand;
-//! [`Endpoint::new`] takes any pre-configured UDP socket.
+//! [`Endpoint::new`] takes any pre-configured UDP socket; [`qlog::QlogDir`] (set as
+//! [`config::TransportConfig::event_subscriber`]) writes a qlog trace per connection.
 //!
 //! ## Example
 //! ```no_run
@@ -78,6 +79,7 @@ mod connection;
 mod driver;
 mod endpoint;
 pub mod error;
+pub mod qlog;
 mod state;
 mod streams;
 pub mod tls;

@@ -23,6 +23,7 @@
 use super::{Connection, Timer};
 use crate::error::TransportError;
 use crate::packet::Packet;
+use crate::qlog::KeyUpdateTrigger;
 use std::time::Instant;
 
 /// Smallest configurable confidentiality limit: a key must protect a few packets, or a
@@ -82,6 +83,7 @@ impl Connection {
         self.prepare_next_keys();
         self.stats.key_updates += 1;
         self.stats.key_updates_initiated += 1;
+        self.trace_key_update(None, self.stats.key_updates, KeyUpdateTrigger::LocalUpdate);
         tracing::debug!(side = ?self.side, phase = self.key_update.phase, "key update initiated");
         true
     }
@@ -220,6 +222,8 @@ impl Connection {
             .set(Timer::KeyDiscard, now + 3 * self.pto_duration());
         self.stats.key_updates += 1;
         self.stats.key_updates_followed += 1;
+        let generation = self.stats.key_updates;
+        self.trace_key_update(Some(now), generation, KeyUpdateTrigger::RemoteUpdate);
         tracing::debug!(side = ?self.side, phase = self.key_update.phase, "following peer key update");
         true
     }

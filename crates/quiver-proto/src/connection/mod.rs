@@ -9,6 +9,7 @@ mod crypto_stream;
 mod key_update;
 mod mtud;
 mod paths;
+mod qlog;
 mod recv;
 mod send;
 mod spaces;
@@ -427,6 +428,8 @@ pub struct Connection {
     tls_version: u32,
     /// Version negotiation (RFC 9000 §6, RFC 9368).
     version_state: version::VersionState,
+    /// Event subscriber ([`crate::qlog`]) and what it was told; `None` when untraced.
+    trace: Option<Box<qlog::Trace>>,
     /// Address validation (RFC 9000 §8.1): tokens and the Retry state.
     validation: Validation,
 }
@@ -481,6 +484,8 @@ pub(crate) struct ConnectionInit {
     pub(crate) new_tokens: Vec<Bytes>,
     /// Client: token store and server name.
     pub(crate) token_store: Option<(Arc<dyn crate::token::TokenStore>, String)>,
+    /// The transport parameters we send (for the `parameters_set` event).
+    pub(crate) local_params: TransportParameters,
 }
 
 impl Connection {
@@ -513,6 +518,14 @@ impl Connection {
         if let Some((cid, token)) = init.preferred_cid {
             cids.issue_preferred(cid, token);
         }
+        let trace = qlog::Trace::build(
+            config.event_subscriber.as_ref(),
+            &crate::qlog::ConnectionInfo {
+                side: init.side,
+                odcid: init.orig_dst_cid,
+                created: init.now,
+            },
+        );
         let mut conn = Connection {
             side: init.side,
             version: init.version,
@@ -580,12 +593,14 @@ impl Connection {
                 pending_new_tokens: init.new_tokens.into(),
                 token_store: init.token_store,
             },
+            trace,
             config,
         };
         if conn.side.is_server() {
             conn.stats.address_validated_by_token = init.address_validated;
             conn.stats.retries = u64::from(init.retry_src_cid.is_some());
         }
+        conn.trace_started(init.now, &init.local_params);
         conn.reset_idle_timer(init.now);
         if conn.side.is_client() {
             // The client speaks first: produce the ClientHello.
@@ -734,10 +749,12 @@ impl Connection {
                 Timer::Close => {
                     self.state = State::Drained;
                     self.timers = Timers::default();
+                    self.trace_poll(now);
                     return;
                 }
                 Timer::Idle => {
                     self.kill(ConnectionError::TimedOut);
+                    self.trace_poll(now);
                     return;
                 }
                 Timer::KeepAlive => {
@@ -881,6 +898,7 @@ impl Connection {
             reason,
         });
         self.enter_closing(now, ConnectionError::LocallyClosed);
+        self.trace_poll(now);
     }
 
     // ---- outputs ----
@@ -967,6 +985,7 @@ impl Connection {
                     .push_back(EndpointEvent::NeedIdentifiers(n));
             }
         }
+        self.trace_poll(now);
     }
 
     fn reset_idle_timer(&mut self, now: Instant) {
@@ -1011,12 +1030,14 @@ impl Connection {
                     self.levels[1].local = Some(keys.local.into());
                     self.levels[1].remote = Some(keys.remote.into());
                     self.write_level = Epoch::Handshake;
+                    self.trace_tls_keys(Epoch::Handshake);
                 }
                 Some(KeyChange::OneRtt { keys }) => {
                     self.levels[2].local = Some(keys.local.into());
                     self.levels[2].remote = Some(keys.remote.into());
                     self.write_level = Epoch::Data;
                     self.prepare_next_keys();
+                    self.trace_tls_keys(Epoch::Data);
                 }
                 None if self.tls_buf.is_empty() => break,
                 None => {}
@@ -1054,6 +1075,7 @@ impl Connection {
             self.finish_0rtt_client(&params)?;
         }
         self.apply_peer_params(&params);
+        self.trace_peer_params(now, &params);
         self.peer_params = Some(params);
         self.alpn = self.tls.alpn_protocol();
         self.state = State::Established;

@@ -382,6 +382,7 @@ impl Connection {
         let partial = header.encode(buf);
         buf.push(frame::frame_type::PING as u8);
         buf.resize(start + usize::from(size) - TAG_LEN, 0);
+        let frames = self.trace_frames(Epoch::Data, &buf[start + partial.header_len..]);
         let keys = self.levels[Epoch::Data.idx()].local.as_ref()?;
         if partial
             .finish(buf, &*keys.header, &*keys.packet, pn)
@@ -392,6 +393,7 @@ impl Connection {
         }
         self.key_update_on_sent(pn);
         let len = buf.len() - start;
+        self.trace_packet_sent(now, Epoch::Data, pn, len, frames);
         self.spaces[DATA_SPACE].sent.on_packet_sent(
             pn,
             SentPacket {

@@ -5,6 +5,7 @@ use crate::cid::{ConnectionId, RESET_TOKEN_SIZE};
 use crate::error::TransportError;
 use crate::frame::{self, Frame, PacketKind};
 use crate::packet::{PacketType, PartialDecode};
+use crate::qlog::DropTrigger;
 use crate::shared::{EcnCodepoint, Epoch, SpaceId};
 use bytes::{Bytes, BytesMut};
 use std::net::{IpAddr, SocketAddr};
@@ -29,10 +30,12 @@ impl Connection {
         let mut any_ok = false;
         let mut first = true;
         while let Some(d) = rest.take() {
+            let len = d.len();
             let (pd, next) = match PartialDecode::new(d, self.cids.local_cid_len()) {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::trace!(?e, "undecodable packet dropped");
+                    self.trace_dropped(now, None, len, DropTrigger::HeaderParseError);
                     break;
                 }
             };
@@ -71,7 +74,8 @@ impl Connection {
         pd: PartialDecode,
         first_in_datagram: bool,
     ) -> Result<bool, TransportError> {
-        let (epoch, kind) = match pd.kind() {
+        let (ty, raw_len) = (pd.kind(), pd.len());
+        let (epoch, kind) = match ty {
             PacketType::Initial => (Epoch::Initial, PacketKind::Initial),
             PacketType::Handshake => (Epoch::Handshake, PacketKind::Handshake),
             PacketType::Short => (Epoch::Data, PacketKind::OneRtt),
@@ -87,6 +91,7 @@ impl Connection {
                     if self.zero_rtt.status != super::ZeroRttStatus::Accepted {
                         self.stats.zero_rtt_packets_rejected += 1;
                     }
+                    self.trace_dropped(now, Some(ty), raw_len, DropTrigger::KeyUnavailable);
                     return Ok(false);
                 }
                 (Epoch::Data, PacketKind::ZeroRtt)
@@ -99,7 +104,10 @@ impl Connection {
         let mut original_keys = false;
         if let Some(v) = pd.version().filter(|v| pd.is_long() && *v != self.version) {
             match self.on_other_version(v, epoch == Epoch::Initial) {
-                super::version::OtherVersion::Drop => return Ok(false),
+                super::version::OtherVersion::Drop => {
+                    self.trace_dropped(now, Some(ty), raw_len, DropTrigger::UnexpectedVersion);
+                    return Ok(false);
+                }
                 super::version::OtherVersion::OriginalInitial => original_keys = true,
             }
         }
@@ -111,11 +119,16 @@ impl Connection {
             _ => self.levels[epoch.idx()].remote.as_ref(),
         };
         let Some(keys) = keys else {
-            return Ok(false); // keys not yet available or already discarded
+            // Keys not yet available or already discarded.
+            self.trace_dropped(now, Some(ty), raw_len, DropTrigger::KeyUnavailable);
+            return Ok(false);
         };
         let mut packet = match pd.finish(Some(&*keys.header)) {
             Ok(p) => p,
-            Err(_) => return Ok(false),
+            Err(_) => {
+                self.trace_dropped(now, Some(ty), raw_len, DropTrigger::HeaderParseError);
+                return Ok(false);
+            }
         };
         let space_idx = Self::space_for_epoch(epoch);
         let expected = self.spaces[space_idx].acks.largest().map_or(0, |l| l + 1);
@@ -133,6 +146,7 @@ impl Connection {
             }
         } else if epoch == Epoch::Data {
             if !self.decrypt_1rtt(now, &mut packet, pn)? {
+                self.trace_dropped(now, Some(ty), raw_len, DropTrigger::PayloadDecryptError);
                 return Ok(false);
             }
         } else {
@@ -142,6 +156,7 @@ impl Connection {
                 self.levels[epoch.idx()].remote.as_ref()
             };
             let Some(keys) = keys else {
+                self.trace_dropped(now, Some(ty), raw_len, DropTrigger::KeyUnavailable);
                 return Ok(false);
             };
             if packet.decrypt(&*keys.packet, pn).is_err() {
@@ -150,6 +165,7 @@ impl Connection {
                 if epoch == Epoch::Handshake {
                     self.on_auth_failure()?;
                 }
+                self.trace_dropped(now, Some(ty), raw_len, DropTrigger::PayloadDecryptError);
                 return Ok(false);
             }
         }
@@ -160,6 +176,7 @@ impl Connection {
             ));
         }
         if self.spaces[space_idx].acks.is_duplicate(pn) {
+            self.trace_dropped(now, Some(ty), raw_len, DropTrigger::Duplicate);
             return Ok(false);
         }
         self.stats.packets_rx += 1;
@@ -187,6 +204,7 @@ impl Connection {
         }
 
         let payload = packet.payload.freeze();
+        self.trace_packet_received(now, epoch, ty, pn, raw_len, src_cid, dst_cid, &payload);
         let ack_eliciting = self.process_frames(now, epoch, kind, payload, &dst_cid)?;
         if epoch == Epoch::Data {
             self.path_after_frames(now, largest, &dst_cid);
@@ -525,6 +543,7 @@ impl Connection {
         if !outcome.lost.is_empty() {
             self.on_packets_lost(now, idx, outcome.lost);
         }
+        self.trace_after_ack(now, outcome.largest_newly_acked_sent);
         Ok(())
     }
 
@@ -552,6 +571,7 @@ impl Connection {
         space_idx: usize,
         mut lost: Vec<(u64, crate::recovery::SentPacket<super::spaces::SentFrames>)>,
     ) {
+        self.trace_lost(now, space_idx, &lost);
         self.mtud_on_lost(now, space_idx, &mut lost);
         let persistent =
             crate::recovery::pto::persistent_congestion_in(&lost, &self.rtt, self.first_rtt_sample);
@@ -593,6 +613,7 @@ impl Connection {
             self.stats.persistent_congestion += 1;
         }
         if after < before {
+            self.trace_congestion(now, ev);
             self.stats.congestion_events += 1;
             // RFC 9002 §7.3.2: "If the congestion window is reduced immediately, a
             // single packet can be sent prior to reduction. This speeds up loss recovery

@@ -96,6 +96,7 @@ impl Connection {
         self.update_ack_timer();
         self.timers
             .set_opt(Timer::StreamExpiry, self.streams.next_expiry());
+        self.trace_poll(now);
         if count == 0 {
             return None;
         }
@@ -333,6 +334,7 @@ impl Connection {
         if buf.len() - payload_start < min_payload {
             buf.resize(payload_start + min_payload, 0);
         }
+        let frames = self.trace_frames(epoch, &buf[payload_start..]);
         let keys = if zero_rtt {
             self.zero_rtt.keys.as_ref()
         } else {
@@ -350,6 +352,7 @@ impl Connection {
             return;
         }
         let size = (buf.len() - partial.start) as u16;
+        self.trace_packet_sent(now, epoch, pn, usize::from(size), frames);
         let in_flight = eliciting || padded;
         let rate = in_flight.then(|| self.rate.on_sent(now, self.bytes_in_flight()));
         self.spaces[space_idx].sent.on_packet_sent(
@@ -617,6 +620,7 @@ impl Connection {
             if buf.len() - payload_start < min {
                 buf.resize(payload_start + min, 0);
             }
+            let frames = self.trace_frames(epoch, &buf[payload_start..]);
             let Some(keys) = self.levels[epoch.idx()].local.as_ref() else {
                 buf.truncate(partial.start);
                 continue;
@@ -626,8 +630,11 @@ impl Connection {
                 .is_err()
             {
                 buf.truncate(partial.start);
-            } else if epoch == Epoch::Data {
-                self.key_update_on_sent(pn);
+            } else {
+                if epoch == Epoch::Data {
+                    self.key_update_on_sent(pn);
+                }
+                self.trace_packet_sent(now, epoch, pn, buf.len() - partial.start, frames);
             }
         }
         let _ = (now, any_initial);
