@@ -28,7 +28,9 @@
 //!   v2, preferring v1); the client ends up in v2 and fails otherwise. `retry` (the
 //!   server answers every Initial without a valid token with a Retry; the client follows
 //!   Retry in every test), `amplificationlimit` (a transfer; the server always keeps the
-//!   3× limit before it has validated the client's address). Anything else exits with
+//!   3× limit before it has validated the client's address). `ecn`: a
+//!   transfer; ECN is always on (packets go out ECT(0), ACKs carry ECN counts) and the
+//!   client prints the ECN outcome to stderr. Anything else exits with
 //!   code 127 ("unsupported"). Unset means a plain transfer.
 //! - `REQUESTS`: space-separated URLs, used by the client when none are given as
 //!   arguments.
@@ -131,6 +133,7 @@ enum TestCase {
     V2,
     Retry,
     AmplificationLimit,
+    Ecn,
 }
 
 impl TestCase {
@@ -153,6 +156,7 @@ impl TestCase {
                 "v2" => Some(TestCase::V2),
                 "retry" => Some(TestCase::Retry),
                 "amplificationlimit" => Some(TestCase::AmplificationLimit),
+                "ecn" => Some(TestCase::Ecn),
                 _ => None,
             },
         }
@@ -588,6 +592,13 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
             eprintln!("quiver: the key update did not happen");
             failures += 1;
         }
+    }
+    if testcase == TestCase::Ecn {
+        let s = conn.stats();
+        eprintln!(
+            "quiver: ECN {:?}; received ECT(0) {}, ECT(1) {}, CE {} of {} packets",
+            s.ecn_state, s.ecn_received.ect0, s.ecn_received.ect1, s.ecn_received.ce, s.packets_rx
+        );
     }
     conn.close(VarInt::from_u32(0), b"done");
     drop(conn);

@@ -384,6 +384,33 @@ async fn binary_server_accepts_quinn_0rtt() {
     let _ = std::fs::remove_dir_all(&www);
 }
 
+/// TESTCASE=ecn: a transfer whose packets are ECN-marked both ways; the client reports
+/// that it validated ECN with quinn.
+#[tokio::test]
+async fn binary_client_ecn_testcase_with_quinn_server() {
+    let addr = spawn_quinn_server();
+    let downloads = temp_dir("downloads-ecn");
+    let out = within(
+        quiver()
+            .args(["interop", "client", "--downloads"])
+            .arg(&downloads)
+            .env("TESTCASE", "ecn")
+            .arg(format!("https://{addr}/two-mib.bin"))
+            .output(),
+    )
+    .await
+    .expect("run client");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "client failed: {stderr}");
+    let (_, data) = files()
+        .into_iter()
+        .find(|(n, _)| *n == "two-mib.bin")
+        .unwrap();
+    assert!(std::fs::read(downloads.join("two-mib.bin")).unwrap() == data);
+    assert!(stderr.contains("quiver: ECN Capable"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&downloads);
+}
+
 #[tokio::test]
 async fn unknown_testcase_exits_127() {
     for role in ["server", "client"] {

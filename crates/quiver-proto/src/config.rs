@@ -98,6 +98,10 @@ pub struct TransportConfig {
     /// subscriber that receives its typed events (qlog, metrics, tests). `None` (the
     /// default) traces nothing and costs one `Option` check per emission point.
     pub event_subscriber: Option<Arc<dyn crate::qlog::SubscriberFactory>>,
+    /// Explicit Congestion Notification (RFC 9000 §13.4): mark outgoing packets ECT(0),
+    /// validate the path and react to CE marks as to loss, without the loss. The
+    /// runtime must pass received ECN codepoints to the endpoint. Default `true`.
+    pub ecn: bool,
 }
 
 /// Settings of path MTU discovery ([`TransportConfig::mtu_discovery`]).
@@ -153,6 +157,7 @@ impl Default for TransportConfig {
             allow_active_migration: true,
             migrate_to_preferred_address: true,
             event_subscriber: None,
+            ecn: true,
         }
     }
 }
@@ -179,6 +184,7 @@ impl std::fmt::Debug for TransportConfig {
             .field("confidentiality_limit", &self.confidentiality_limit)
             .field("integrity_limit", &self.integrity_limit)
             .field("event_subscriber", &self.event_subscriber.is_some())
+            .field("ecn", &self.ecn)
             .finish_non_exhaustive()
     }
 }

@@ -122,4 +122,4 @@ pub use cid::{ConnectionId, ConnectionIdGenerator, RandomCidGenerator};
 pub use coding::VarInt;
 pub use endpoint::{ConnectionHandle, DatagramEvent, Endpoint};
 pub use error::{TransportError, TransportErrorCode};
-pub use shared::{Dir, Epoch, PathId, Side, SpaceId, StreamId};
+pub use shared::{Dir, EcnCodepoint, Epoch, PathId, Side, SpaceId, StreamId};

@@ -943,3 +943,54 @@ async fn quiver_client_quinn_server_retry() {
     conn.close(0u32.into(), b"done");
     within(ep.wait_idle()).await;
 }
+
+// ECN (RFC 9000 §13.4): both stacks mark ECT(0) and echo the other's counts in ACK_ECN
+// frames; loopback keeps the marks.
+
+/// Checks one quiver connection after a transfer: it validated ECN with quinn (quinn's
+/// ACK_ECN counts matched what we sent), and quinn kept marking what it sent to us —
+/// quinn stops marking when our counts fail *its* validation, so nearly every packet
+/// we received arriving ECT(0) shows that quinn validated us.
+fn assert_ecn_validated_both_ways(stats: &quiver::ConnectionStats) {
+    assert_eq!(
+        stats.ecn_state,
+        quiver_proto::recovery::EcnState::Capable,
+        "{stats:?}"
+    );
+    assert_eq!(stats.ecn_ce_reported, 0, "{stats:?}");
+    assert_eq!((stats.ecn_received.ect1, stats.ecn_received.ce), (0, 0));
+    assert!(
+        stats.ecn_received.ect0 * 10 >= stats.packets_rx * 9,
+        "quinn stopped marking: {:?} of {} packets",
+        stats.ecn_received,
+        stats.packets_rx
+    );
+}
+
+#[tokio::test]
+async fn quiver_client_quinn_server_ecn() {
+    init_tracing();
+    let id = Identity::new();
+    let server = quinn_server(&id, Windows::Default);
+    let (_ep, conn) = quiver_connect(&id, Windows::Default, CipherSuites::All, server.addr).await;
+    let n = 4 * 1024 * 1024;
+    let got = within(quiver_get(&conn, n)).await;
+    assert_pattern(&got, n);
+    assert_ecn_validated_both_ways(&conn.stats());
+}
+
+#[tokio::test]
+async fn quinn_client_quiver_server_ecn() {
+    init_tracing();
+    let id = Identity::new();
+    let ep = quiver_server_endpoint(&id, Windows::Default);
+    let addr = ep.local_addr().expect("local addr");
+    let mut accepted = quiver_server_handing_out(ep.clone());
+    let (_qep, conn) = quinn_connect(&id, Windows::Default, CipherSuites::All, addr).await;
+    let server_conn = within(accepted.recv()).await.expect("accepted");
+    let n = 4 * 1024 * 1024;
+    let got = within(quinn_get(&conn, n)).await;
+    assert_pattern(&got, n);
+    assert_ecn_validated_both_ways(&server_conn.stats());
+    drop(ep);
+}

@@ -98,12 +98,17 @@ pub struct Blackhole {
 /// are made only for features that are enabled, always in this order):
 /// 1. **MTU** — a packet longer than [`mtu`](Self::mtu) bytes is dropped.
 /// 2. **Blackhole** — a packet offered inside a [`Blackhole`] window is dropped.
+///    Then the **ECN filter**: with [`drop_ecn_capable`](Self::drop_ecn_capable) an
+///    ECN-capable packet is dropped; with [`bleach_ecn`](Self::bleach_ecn) its ECN field
+///    is cleared to Not-ECT.
 /// 3. **Queue and rate** — with a [`rate_bps`](Self::rate_bps), packets are serialised one
 ///    after the other; each takes `8 · (len + overhead_bytes) / rate` seconds (rounded up
 ///    to the nanosecond). The queue holds every byte that has not finished serialising
 ///    (including the packet on the wire); a packet that would take it above
-///    [`queue_limit_bytes`](Self::queue_limit_bytes) is dropped (drop-tail). Without a
-///    rate the packet leaves at once.
+///    [`queue_limit_bytes`](Self::queue_limit_bytes) is dropped (drop-tail). An
+///    ECN-capable packet that finds at least
+///    [`ce_threshold_bytes`](Self::ce_threshold_bytes) queued ahead of it is marked CE.
+///    Without a rate the packet leaves at once.
 /// 4. **Loss** — [`LossModel`], decided once per packet when it is accepted by the queue
 ///    (a lost packet still used its share of the link).
 /// 5. **Duplication** — with probability [`duplicate`](Self::duplicate) a second copy is
@@ -151,6 +156,15 @@ pub struct LinkConfig {
     /// Largest payload (bytes) the link carries; longer packets are dropped. `None` = no
     /// limit.
     pub mtu: Option<usize>,
+    /// ECN marking by the queue (step AQM, like DCTCP's `K`): an ECN-capable packet that
+    /// finds at least this many bytes queued ahead of it is marked CE (and queued as
+    /// usual). `None` = never mark. Only meaningful with a rate.
+    pub ce_threshold_bytes: Option<usize>,
+    /// Clear the ECN field of every packet (a middlebox that "bleaches" ECN).
+    pub bleach_ecn: bool,
+    /// Drop every ECN-capable packet (ECT(0), ECT(1) or CE), as some broken middleboxes
+    /// do; counted as [`DropCause::EcnCapable`](super::DropCause::EcnCapable).
+    pub drop_ecn_capable: bool,
 }
 
 impl Default for LinkConfig {
@@ -187,6 +201,9 @@ impl LinkConfig {
             corrupt: 0.0,
             blackholes: Vec::new(),
             mtu: None,
+            ce_threshold_bytes: None,
+            bleach_ecn: false,
+            drop_ecn_capable: false,
         }
     }
 
@@ -358,6 +375,25 @@ impl LinkConfig {
     /// Sets the largest payload (bytes) the link carries (must be at least 1).
     pub fn mtu(mut self, bytes: usize) -> Self {
         self.mtu = Some(bytes);
+        self
+    }
+
+    /// Mark ECN-capable packets CE when at least `bytes` are queued ahead of them (see
+    /// [`ce_threshold_bytes`](Self::ce_threshold_bytes)).
+    pub fn ce_threshold(mut self, bytes: usize) -> Self {
+        self.ce_threshold_bytes = Some(bytes);
+        self
+    }
+
+    /// Clear the ECN field of every packet.
+    pub fn bleach_ecn(mut self, bleach: bool) -> Self {
+        self.bleach_ecn = bleach;
+        self
+    }
+
+    /// Drop every ECN-capable packet.
+    pub fn drop_ecn_capable(mut self, drop: bool) -> Self {
+        self.drop_ecn_capable = drop;
         self
     }
 

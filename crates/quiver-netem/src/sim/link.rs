@@ -7,6 +7,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use super::config::{LinkConfig, LossModel};
+use super::node::Ecn;
 use super::stats::{DropCause, LinkStats};
 
 /// A copy of a packet that survived the link, with its fate.
@@ -16,6 +17,8 @@ pub(super) struct Scheduled {
     pub duplicate: bool,
     pub reordered: bool,
     pub corrupted_bit: Option<usize>,
+    /// The ECN field on arrival.
+    pub ecn: Ecn,
 }
 
 /// Mutable state of one direction of a link.
@@ -58,11 +61,12 @@ impl Link {
         now: Instant,
         start: Instant,
         len: usize,
+        ecn: Ecn,
         rng: &mut StdRng,
     ) -> Result<Vec<Scheduled>, DropCause> {
         self.stats.sent_packets += 1;
         self.stats.sent_bytes += len as u64;
-        match self.pipeline(now, start, len, rng) {
+        match self.pipeline(now, start, len, ecn, rng) {
             Ok(copies) => Ok(copies),
             Err(cause) => {
                 self.stats.dropped.bump(cause);
@@ -76,6 +80,7 @@ impl Link {
         now: Instant,
         start: Instant,
         len: usize,
+        mut ecn: Ecn,
         rng: &mut StdRng,
     ) -> Result<Vec<Scheduled>, DropCause> {
         let cfg = &self.config;
@@ -92,6 +97,16 @@ impl Link {
         {
             return Err(DropCause::Blackhole);
         }
+        // ECN filter.
+        if ecn.is_ecn_capable() {
+            if cfg.drop_ecn_capable {
+                return Err(DropCause::EcnCapable);
+            }
+            if cfg.bleach_ecn {
+                ecn = Ecn::NotEct;
+                self.stats.ecn_bleached += 1;
+            }
+        }
         // 3. Queue and serialisation.
         let departure = match cfg.rate_bps {
             None => now,
@@ -105,6 +120,14 @@ impl Link {
                 let backlog = self.queued_bytes.saturating_add(wire);
                 if cfg.queue_limit_bytes.is_some_and(|limit| backlog > limit) {
                     return Err(DropCause::QueueFull);
+                }
+                if matches!(ecn, Ecn::Ect0 | Ecn::Ect1)
+                    && cfg
+                        .ce_threshold_bytes
+                        .is_some_and(|k| self.queued_bytes >= k)
+                {
+                    ecn = Ecn::Ce;
+                    self.stats.ce_marked += 1;
                 }
                 let begin = self.busy_until.map_or(now, |busy| busy.max(now));
                 let end = begin + cfg.serialization_time(len);
@@ -179,6 +202,7 @@ impl Link {
                 duplicate: copy == 1,
                 reordered,
                 corrupted_bit,
+                ecn,
             });
         }
         Ok(out)

@@ -55,7 +55,7 @@ use rand::SeedableRng;
 
 pub use config::{Blackhole, GilbertElliott, LinkConfig, LossModel, MAX_DELAY, PROFILES};
 pub use error::SimError;
-pub use node::{Datagram, Node};
+pub use node::{Datagram, Ecn, Node};
 pub use stats::{DropCause, DropCounts, LinkStats, TraceEvent, TraceKind};
 
 use link::Link;
@@ -111,6 +111,7 @@ struct Pending {
     to: NodeId,
     src: SocketAddr,
     dst: SocketAddr,
+    ecn: Ecn,
     data: Vec<u8>,
 }
 
@@ -497,7 +498,8 @@ impl Sim {
             });
         }
         if let Some(slot) = self.nodes.get_mut(p.to.0) {
-            slot.node.handle_datagram(self.now, p.src, p.dst, p.data);
+            slot.node
+                .handle_datagram_ecn(self.now, p.src, p.dst, p.ecn, p.data);
             slot.dirty = true;
         }
     }
@@ -523,18 +525,26 @@ impl Sim {
             dst,
             data,
             segment_size,
+            ecn,
         } = dgram;
         match segment_size {
             Some(size) if size > 0 && data.len() > size => {
                 for segment in data.chunks(size) {
-                    self.route(from, src, dst, segment.to_vec());
+                    self.route(from, src, dst, ecn, segment.to_vec());
                 }
             }
-            _ => self.route(from, src, dst, data),
+            _ => self.route(from, src, dst, ecn, data),
         }
     }
 
-    fn route(&mut self, from: NodeId, src: SocketAddr, dst: SocketAddr, mut data: Vec<u8>) {
+    fn route(
+        &mut self,
+        from: NodeId,
+        src: SocketAddr,
+        dst: SocketAddr,
+        ecn: Ecn,
+        mut data: Vec<u8>,
+    ) {
         let packet = self.next_packet;
         self.next_packet += 1;
         let to = self.owners.get(&dst).copied();
@@ -565,7 +575,7 @@ impl Sim {
             .links
             .entry((from, to))
             .or_insert_with(|| Link::new(default.clone(), false));
-        let copies = match link.offer(now, self.start, len, &mut self.rng) {
+        let copies = match link.offer(now, self.start, len, ecn, &mut self.rng) {
             Ok(copies) => copies,
             Err(cause) => {
                 trace(&mut self.trace, TraceKind::Dropped(cause));
@@ -604,6 +614,7 @@ impl Sim {
                 to,
                 src,
                 dst,
+                ecn: copy.ecn,
                 data: payload,
             }));
         }

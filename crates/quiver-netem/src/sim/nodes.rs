@@ -123,6 +123,7 @@ impl Node for Blaster {
                 dst: self.dst,
                 data,
                 segment_size: Some(self.packet_size),
+                ecn: Default::default(),
             }),
         }
     }

@@ -21,6 +21,9 @@ pub enum DropCause {
     /// No node owns the destination address (counted by
     /// [`Sim::unroutable`](super::Sim::unroutable), not by a link).
     NoRoute,
+    /// An ECN-capable packet on a link that drops them
+    /// ([`LinkConfig::drop_ecn_capable`](super::LinkConfig::drop_ecn_capable)).
+    EcnCapable,
 }
 
 /// Packets dropped by a link, by cause.
@@ -34,6 +37,8 @@ pub struct DropCounts {
     pub queue_full: u64,
     /// Dropped by the loss model.
     pub loss: u64,
+    /// Dropped for carrying an ECN-capable codepoint.
+    pub ecn_capable: u64,
 }
 
 impl DropCounts {
@@ -44,13 +49,14 @@ impl DropCounts {
             DropCause::Blackhole => self.blackhole,
             DropCause::QueueFull => self.queue_full,
             DropCause::Loss => self.loss,
+            DropCause::EcnCapable => self.ecn_capable,
             DropCause::NoRoute => 0,
         }
     }
 
     /// All drops.
     pub fn total(&self) -> u64 {
-        self.mtu + self.blackhole + self.queue_full + self.loss
+        self.mtu + self.blackhole + self.queue_full + self.loss + self.ecn_capable
     }
 
     pub(super) fn bump(&mut self, cause: DropCause) {
@@ -59,6 +65,7 @@ impl DropCounts {
             DropCause::Blackhole => self.blackhole += 1,
             DropCause::QueueFull => self.queue_full += 1,
             DropCause::Loss => self.loss += 1,
+            DropCause::EcnCapable => self.ecn_capable += 1,
             DropCause::NoRoute => {}
         }
     }
@@ -87,6 +94,12 @@ pub struct LinkStats {
     pub corrupted: u64,
     /// Copies held back by the reordering delay.
     pub reordered: u64,
+    /// ECN-capable packets the queue marked CE
+    /// ([`LinkConfig::ce_threshold_bytes`](super::LinkConfig::ce_threshold_bytes)).
+    pub ce_marked: u64,
+    /// ECN-capable packets whose ECN field was cleared
+    /// ([`LinkConfig::bleach_ecn`](super::LinkConfig::bleach_ecn)).
+    pub ecn_bleached: u64,
     /// Largest queue occupancy seen, in bytes (payload + overhead, including the packet
     /// being serialised).
     pub queue_high_water_bytes: usize,

@@ -721,3 +721,99 @@ mod props {
         }
     }
 }
+
+/// Sends `count` ECT(0) datagrams of `size` bytes back to back at start, and records the
+/// ECN field of each datagram that arrives at its peer.
+struct EcnProbe {
+    src: SocketAddr,
+    dst: SocketAddr,
+    left: usize,
+    size: usize,
+    arrived: Rc<RefCell<Vec<Ecn>>>,
+}
+
+impl Node for EcnProbe {
+    fn handle_datagram(&mut self, _: Instant, _: SocketAddr, _: SocketAddr, _: Vec<u8>) {
+        panic!("the simulator must call handle_datagram_ecn");
+    }
+    fn handle_datagram_ecn(
+        &mut self,
+        _: Instant,
+        _: SocketAddr,
+        _: SocketAddr,
+        ecn: Ecn,
+        _: Vec<u8>,
+    ) {
+        self.arrived.borrow_mut().push(ecn);
+    }
+    fn poll_transmit(&mut self, _: Instant) -> Option<Datagram> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        Some(Datagram::new(self.src, self.dst, vec![0; self.size]).with_ecn(Ecn::Ect0))
+    }
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        None
+    }
+    fn handle_timeout(&mut self, _: Instant) {}
+}
+
+/// Runs 20 ECT(0) datagrams of 1000 bytes over `link`; returns what arrived and the stats.
+fn ecn_run(link: LinkConfig) -> (Vec<Ecn>, LinkStats) {
+    let arrived = Rc::new(RefCell::new(Vec::new()));
+    let mut sim = Sim::new(3, Instant::now());
+    let probe = |src, dst, left| EcnProbe {
+        src,
+        dst,
+        left,
+        size: 1000,
+        arrived: arrived.clone(),
+    };
+    let tx = sim
+        .add_node(probe(addr(1), addr(2), 20), [addr(1)])
+        .unwrap();
+    let rx = sim.add_node(probe(addr(2), addr(1), 0), [addr(2)]).unwrap();
+    sim.set_link(tx, rx, link).unwrap();
+    sim.run_for(Duration::from_secs(1));
+    let stats = stats(&sim, tx, rx).clone();
+    let got = arrived.borrow().clone();
+    (got, stats)
+}
+
+#[test]
+fn ecn_field_travels_unchanged_by_default() {
+    let (got, st) = ecn_run(LinkConfig::new().rate_bps(8_000_000));
+    assert_eq!(got, vec![Ecn::Ect0; 20]);
+    assert_eq!((st.ce_marked, st.ecn_bleached), (0, 0));
+}
+
+#[test]
+fn queue_above_threshold_marks_ce() {
+    // A burst of 20 × 1000 bytes: packets that find ≥ 5000 bytes queued get CE.
+    let (got, st) = ecn_run(LinkConfig::new().rate_bps(8_000_000).ce_threshold(5_000));
+    assert_eq!(&got[..5], &[Ecn::Ect0; 5]);
+    assert_eq!(&got[5..], &[Ecn::Ce; 15]);
+    assert_eq!(st.ce_marked, 15);
+    assert_eq!(st.dropped.total(), 0);
+}
+
+#[test]
+fn bleaching_clears_and_dropping_drops_ecn_capable_packets() {
+    let (got, st) = ecn_run(LinkConfig::new().bleach_ecn(true));
+    assert_eq!(got, vec![Ecn::NotEct; 20]);
+    assert_eq!(st.ecn_bleached, 20);
+    let (got, st) = ecn_run(LinkConfig::new().drop_ecn_capable(true));
+    assert!(got.is_empty());
+    assert_eq!(st.dropped.ecn_capable, 20);
+    assert_eq!(st.dropped.get(DropCause::EcnCapable), 20);
+}
+
+#[test]
+fn ecn_bits_round_trip() {
+    for b in 0..4u8 {
+        assert_eq!(Ecn::from_bits(b).bits(), b);
+    }
+    assert!(!Ecn::NotEct.is_ecn_capable());
+    assert!(Ecn::Ce.is_ecn_capable());
+}

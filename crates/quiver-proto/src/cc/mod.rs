@@ -18,7 +18,7 @@
 //!
 //! ## What the connection does per ACK frame
 //! ```text
-//! outcome  = space.on_ack_received(now, ranges, ack_delay, ecn, &mut rtt, confirmed)?
+//! outcome  = space.on_ack_received(now, ranges, ack_delay, &mut rtt, confirmed)?
 //! for p in outcome.newly_acked { rate_estimator.on_packet_acked(now, &p) }
 //! packets  = AckedPacket::from_sent(&outcome.newly_acked)
 //! sample   = AckSample::new(&packets, &rtt, outcome.rtt_sample, bytes_in_flight)
@@ -26,7 +26,8 @@
 //! window_usage.on_ack(&mut sample)   // cwnd_limited, max_bytes_in_flight (§7.8)
 //! controller.on_ack(now, &sample)
 //! if lost bytes: controller.on_congestion_event(now, &CongestionEvent::loss(..))
-//! if outcome.ecn_ce_increase > 0: controller.on_congestion_event(now, &CongestionEvent::ecn(..))
+//! ce = ecn_validator.on_ack(..)     // validated new CE marks (recovery::ecn)
+//! if ce > 0: controller.on_congestion_event(now, &CongestionEvent::ecn(..))
 //! ```
 //!
 //! Sends feed [`WindowUsage::on_sent`] (every in-flight packet) and

@@ -299,6 +299,13 @@ pub struct ConnectionStats {
     pub new_tokens_sent: u64,
     /// NEW_TOKEN frames received (client); each is handed to the token store.
     pub new_tokens_received: u64,
+    /// ECN validation of the path (RFC 9000 §13.4.2): testing, capable or failed.
+    pub ecn_state: crate::recovery::EcnState,
+    /// CE marks the peer reported for our packets (validated increases); each increase
+    /// is a congestion signal.
+    pub ecn_ce_reported: u64,
+    /// ECN codepoints on the packets we received (what the network delivered to us).
+    pub ecn_received: crate::recovery::EcnCounts,
 }
 
 /// Messages from a connection to its endpoint (CID bookkeeping).
@@ -428,6 +435,9 @@ pub struct Connection {
     tls_version: u32,
     /// Version negotiation (RFC 9000 §6, RFC 9368).
     version_state: version::VersionState,
+    /// ECN marking and validation of the path (RFC 9000 §13.4.2); restart it when the
+    /// path changes.
+    ecn: crate::recovery::EcnValidator,
     /// Event subscriber ([`crate::qlog`]) and what it was told; `None` when untraced.
     trace: Option<Box<qlog::Trace>>,
     /// Address validation (RFC 9000 §8.1): tokens and the Retry state.
@@ -594,6 +604,7 @@ impl Connection {
                 token_store: init.token_store,
             },
             trace,
+            ecn: crate::recovery::EcnValidator::new(config.ecn),
             config,
         };
         if conn.side.is_server() {
@@ -680,6 +691,8 @@ impl Connection {
             s.spurious_losses += c.spurious;
         }
         self.mtud_stats(&mut s);
+        s.ecn_state = self.ecn.state();
+        s.ecn_ce_reported = self.ecn.ce_reported();
         s
     }
     /// Name of the congestion controller in use.
@@ -1168,6 +1181,11 @@ impl Connection {
         lvl.remote = None;
         let space = &mut self.spaces[Self::space_for_epoch(epoch)];
         space.acks = crate::recovery::AckTracker::new_immediate();
+        // Marked packets discarded unacknowledged will never be acknowledged: for ECN
+        // validation they count as lost (a path that drops ECT packets shows up here
+        // when the unmarked retransmissions completed the level).
+        let marked = space.sent.iter().filter(|(_, p)| p.info.ect0).count() as u64;
+        self.ecn.on_lost(marked);
         let removed = space.sent.discard();
         space.probes = 0;
         space.ping_pending = false;

@@ -402,7 +402,10 @@ impl Connection {
                 ack_eliciting: true,
                 in_flight: true,
                 rate: None,
-                info: SentFrames::default(),
+                info: SentFrames {
+                    ect0: self.ecn.on_packet_sent(Epoch::Data),
+                    ..SentFrames::default()
+                },
             },
         );
         self.mtud.on_probe_sent(now, pn, len as u16);

@@ -677,6 +677,10 @@ impl Connection {
             bytes_sent: 0,
         };
         let old_path = std::mem::replace(&mut self.path, new_path);
+        if ip_changed {
+            // RFC 9000 §13.4.2: ECN is validated again on a new path.
+            self.ecn.restart();
+        }
         // §9.4: a new IP is a new network path, congestion state starts afresh; a
         // port-only change keeps it.
         let congestion = ip_changed.then(|| {
@@ -771,6 +775,8 @@ impl Connection {
         self.rtt = rtt;
         self.pacer = pacer;
         self.forget_old_path_flight();
+        // RFC 9000 §13.4.2: ECN is validated again on a new path.
+        self.ecn.restart();
     }
 
     /// Packets of the previous path no longer count against the new path's window.

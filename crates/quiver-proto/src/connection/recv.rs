@@ -212,6 +212,9 @@ impl Connection {
         self.spaces[space_idx]
             .acks
             .on_packet_received(now, pn, ack_eliciting, ecn);
+        if let Some(cp) = ecn {
+            self.stats.ecn_received.add(cp);
+        }
         // RFC 9000 §10.1: any successfully processed packet restarts the idle timer.
         self.reset_idle_timer(now);
         if self.state == State::Handshake && !self.tls.is_handshaking() {
@@ -487,11 +490,11 @@ impl Connection {
             ect1: e.ect1,
             ce: e.ce,
         });
+        let largest_before = self.spaces[idx].sent.largest_acked();
         let mut outcome = self.spaces[idx].sent.on_ack_received(
             now,
             ack.iter_ranges(),
             delay,
-            ecn.as_ref(),
             &mut self.rtt,
             self.handshake_confirmed,
         )?;
@@ -501,6 +504,19 @@ impl Connection {
         if outcome.newly_acked.is_empty() {
             return Ok(());
         }
+        // RFC 9000 §13.4.2.1: validate the ECN counts against what was newly acknowledged.
+        let marked = outcome
+            .newly_acked
+            .iter()
+            .filter(|(_, p)| p.info.ect0)
+            .count() as u64;
+        let new_ce = self.ecn.on_ack(crate::recovery::EcnAck {
+            epoch,
+            newly_acked_marked: marked,
+            newly_acked_unmarked: outcome.newly_acked.len() as u64 - marked,
+            largest_acked_increased: self.spaces[idx].sent.largest_acked() > largest_before,
+            counts: ecn.as_ref(),
+        });
         // RFC 9002 §6.2.1: reset the PTO backoff, except for a client that is not yet
         // sure the server validated its address.
         if self.handshake_confirmed || self.side.is_server() || epoch != Epoch::Initial {
@@ -521,7 +537,7 @@ impl Connection {
             crate::cc::AckSample::new(&acked, &self.rtt, outcome.rtt_sample, in_flight);
         sample.delivery = self.rate.take_sample(self.rtt.min());
         sample.app_limited = self.rate.is_app_limited();
-        sample.ecn = ecn;
+        sample.ecn = ecn.filter(|_| self.ecn.state() != crate::recovery::EcnState::Failed);
         self.window_usage.on_ack(&mut sample);
         if sample.app_limited {
             self.stats.app_limited_acks += 1;
@@ -531,7 +547,9 @@ impl Connection {
         }
         self.cc.on_ack(now, &sample);
         tracing::trace!(side = ?self.side, cwnd = self.cc.window(), in_flight, app_limited = sample.app_limited, cwnd_limited = sample.cwnd_limited, "ack processed");
-        if outcome.ecn_ce_increase > 0 {
+        // RFC 9002 §7.1, §B.7: new CE marks are a congestion event (the controller's
+        // recovery period keeps it to one reduction per round trip).
+        if new_ce > 0 {
             if let Some(t) = outcome.largest_newly_acked_sent {
                 let ev = crate::cc::CongestionEvent::ecn(t, in_flight);
                 self.on_congestion_event(now, &ev);
@@ -573,6 +591,8 @@ impl Connection {
     ) {
         self.trace_lost(now, space_idx, &lost);
         self.mtud_on_lost(now, space_idx, &mut lost);
+        self.ecn
+            .on_lost(lost.iter().filter(|(_, p)| p.info.ect0).count() as u64);
         let persistent =
             crate::recovery::pto::persistent_congestion_in(&lost, &self.rtt, self.first_rtt_sample);
         let in_flight = self.bytes_in_flight();
@@ -645,6 +665,7 @@ impl Connection {
         self.stats.ptos += 1;
         tracing::debug!(side = ?self.side, pto_count = self.pto_count, "probe timeout");
         self.cc.on_pto(now);
+        self.ecn.on_pto();
         if self.ack_eliciting_in_flight() == 0 && !self.peer_completed_address_validation() {
             // Client anti-deadlock probe (RFC 9002 §6.2.2.1).
             let idx = if self.levels[1].has_keys() { 1 } else { 0 };

@@ -57,6 +57,8 @@ impl Connection {
         } else {
             max_datagrams.max(1)
         };
+        // RFC 9000 §13.4.2: every packet of this call carries the same codepoint.
+        let ecn = self.ecn.start_datagram();
         if let Some(t) = self.poll_path_transmit(now, buf) {
             self.update_loss_timer(now);
             return Some(t);
@@ -68,7 +70,7 @@ impl Connection {
             self.update_loss_timer(now);
             return Some(Transmit {
                 destination: self.path.remote,
-                ecn: None,
+                ecn,
                 size,
                 segment_size: None,
                 src_ip: self.path.local_ip,
@@ -105,7 +107,7 @@ impl Connection {
         self.path.bytes_sent += buf.len() as u64;
         Some(Transmit {
             destination: self.path.remote,
-            ecn: None,
+            ecn,
             size: buf.len(),
             segment_size: (count > 1).then_some(segment_size),
             src_ip: self.path.local_ip,
@@ -353,6 +355,7 @@ impl Connection {
         }
         let size = (buf.len() - partial.start) as u16;
         self.trace_packet_sent(now, epoch, pn, usize::from(size), frames);
+        sent.ect0 = self.ecn.on_packet_sent(epoch);
         let in_flight = eliciting || padded;
         let rate = in_flight.then(|| self.rate.on_sent(now, self.bytes_in_flight()));
         self.spaces[space_idx].sent.on_packet_sent(

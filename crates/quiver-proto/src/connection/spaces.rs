@@ -30,6 +30,8 @@ pub(crate) struct SentFrames {
     pub(crate) retire_cids: Vec<u64>,
     /// A NEW_TOKEN frame's token (resent if lost, RFC 9000 §13.3).
     pub(crate) new_token: Option<bytes::Bytes>,
+    /// The datagram carrying the packet was marked ECT(0) (ECN validation).
+    pub(crate) ect0: bool,
 }
 
 /// One packet-number space.

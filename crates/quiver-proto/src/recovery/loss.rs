@@ -2,7 +2,7 @@
 //! (RFC 9002 §6.1, Appendix A).
 
 use super::sent_log::SentLog;
-use super::{mul_div, EcnCounts, RttEstimator, GRANULARITY, PACKET_THRESHOLD, TIME_THRESHOLD};
+use super::{mul_div, RttEstimator, GRANULARITY, PACKET_THRESHOLD, TIME_THRESHOLD};
 use crate::cc::RateSnapshot;
 use crate::error::TransportError;
 use std::collections::BTreeSet;
@@ -45,13 +45,9 @@ pub struct AckOutcome<T> {
     /// least one newly acknowledged packet was ack-eliciting (§5.1).
     pub rtt_sample: Option<Duration>,
     /// Send time of the largest newly acknowledged packet (the reference time for an
-    /// ECN-CE congestion event, §B.7).
+    /// ECN-CE congestion event, §B.7; ECN counts are validated by
+    /// [`EcnValidator`](super::EcnValidator)).
     pub largest_newly_acked_sent: Option<Instant>,
-    /// How many more CE marks the peer reported than before (only counted when the ACK
-    /// newly acknowledged something; §B.7). Non-zero → congestion event.
-    pub ecn_ce_increase: u64,
-    /// The peer's ECN counters went backwards (RFC 9000 §13.4.2.1): disable ECN.
-    pub ecn_invalid: bool,
 }
 
 impl<T> AckOutcome<T> {
@@ -61,8 +57,6 @@ impl<T> AckOutcome<T> {
             lost: Vec::new(),
             rtt_sample: None,
             largest_newly_acked_sent: None,
-            ecn_ce_increase: 0,
-            ecn_invalid: false,
         }
     }
 
@@ -101,7 +95,6 @@ pub struct LossSpace<T> {
     bytes_in_flight: u64,
     ack_eliciting_in_flight: u64,
     time_of_last_ack_eliciting: Option<Instant>,
-    peer_ecn: EcnCounts,
     /// Recently declared-lost packet numbers, to recognise spurious losses.
     recently_lost: BTreeSet<u64>,
     counters: LossCounters,
@@ -141,7 +134,6 @@ impl<T> LossSpace<T> {
             bytes_in_flight: 0,
             ack_eliciting_in_flight: 0,
             time_of_last_ack_eliciting: None,
-            peer_ecn: EcnCounts::default(),
             recently_lost: BTreeSet::new(),
             counters: LossCounters::default(),
         }
@@ -197,14 +189,13 @@ impl<T> LossSpace<T> {
     /// Process an ACK frame (RFC 9002 §A.7) and run loss detection (§A.10).
     ///
     /// `ranges` are the acknowledged ranges in any order; `ack_delay` is the decoded ACK
-    /// Delay (pass zero for the Initial space); `ecn` the frame's ECN counters.
-    /// On error nothing was changed.
+    /// Delay (pass zero for the Initial space). The frame's ECN counts are the
+    /// [`EcnValidator`](super::EcnValidator)'s business. On error nothing was changed.
     pub fn on_ack_received(
         &mut self,
         now: Instant,
         ranges: impl IntoIterator<Item = Range<u64>>,
         ack_delay: Duration,
-        ecn: Option<&EcnCounts>,
         rtt: &mut RttEstimator,
         handshake_confirmed: bool,
     ) -> Result<AckOutcome<T>, TransportError> {
@@ -252,7 +243,7 @@ impl<T> LossSpace<T> {
             }
         }
         if out.newly_acked.is_empty() {
-            // §A.7: nothing new; the ECN counters and timers stay as they are.
+            // §A.7: nothing new; the timers stay as they are.
             return Ok(out);
         }
 
@@ -264,19 +255,6 @@ impl<T> LossSpace<T> {
                 let sample = now.saturating_duration_since(largest.time_sent);
                 rtt.update(ack_delay, sample, handshake_confirmed);
                 out.rtt_sample = Some(sample);
-            }
-        }
-
-        // §B.7 / RFC 9000 §13.4.2.1: ECN counters.
-        if let Some(ecn) = ecn {
-            if ecn.ect0 < self.peer_ecn.ect0
-                || ecn.ect1 < self.peer_ecn.ect1
-                || ecn.ce < self.peer_ecn.ce
-            {
-                out.ecn_invalid = true;
-            } else {
-                out.ecn_ce_increase = ecn.ce - self.peer_ecn.ce;
-                self.peer_ecn = *ecn;
             }
         }
 
@@ -455,7 +433,7 @@ mod tests {
         ranges: &[Range<u64>],
         rtt: &mut RttEstimator,
     ) -> Result<AckOutcome<u64>, TransportError> {
-        s.on_ack_received(now, ranges.iter().cloned(), Duration::ZERO, None, rtt, true)
+        s.on_ack_received(now, ranges.iter().cloned(), Duration::ZERO, rtt, true)
     }
 
     #[test]
@@ -617,50 +595,6 @@ mod tests {
         assert_eq!(s.outstanding(), 0);
         assert_eq!(s.time_of_last_ack_eliciting(), None);
         assert_eq!(s.bytes_in_flight(), 0);
-    }
-
-    #[test]
-    fn ecn_ce_increase_and_invalid() {
-        let t0 = Instant::now();
-        let mut s = LossSpace::new();
-        let mut rtt = RttEstimator::default();
-        for pn in 0..3 {
-            s.on_packet_sent(pn, pkt(t0 + ms(pn), pn));
-        }
-        let e = EcnCounts {
-            ect0: 1,
-            ect1: 0,
-            ce: 1,
-        };
-        let out = s
-            .on_ack_received(
-                t0 + ms(50),
-                [0..2],
-                Duration::ZERO,
-                Some(&e),
-                &mut rtt,
-                true,
-            )
-            .unwrap();
-        assert_eq!(out.ecn_ce_increase, 1);
-        assert_eq!(out.largest_newly_acked_sent, Some(t0 + ms(1)));
-        let back = EcnCounts {
-            ect0: 0,
-            ect1: 0,
-            ce: 1,
-        };
-        let out = s
-            .on_ack_received(
-                t0 + ms(60),
-                [2..3],
-                Duration::ZERO,
-                Some(&back),
-                &mut rtt,
-                true,
-            )
-            .unwrap();
-        assert!(out.ecn_invalid);
-        assert_eq!(out.ecn_ce_increase, 0);
     }
 
     proptest! {

@@ -10,6 +10,7 @@
 //! | [`AckTracker`] | receive | which packet numbers to acknowledge and when (RFC 9000 §13.2) |
 //! | [`LossSpace`] | send | sent-packet map, ACK processing, loss detection (RFC 9002 §6) |
 //! | [`pto`] | send | the loss-detection timer, PTO backoff and persistent congestion (§6.2, §7.6) |
+//! | [`EcnValidator`] | send | ECT(0) marking, validation of the peer's ECN counts, CE signal (RFC 9000 §13.4, [`ecn`]) |
 //!
 //! ## How the connection drives them (one packet-number space)
 //! 1. Receiving a packet: [`AckTracker::on_packet_received`]; drop it if it is a duplicate.
@@ -27,16 +28,21 @@
 //!    the controller; hand lost packets' contents back for retransmission and report a
 //!    [`CongestionEvent`](crate::cc::CongestionEvent) (with
 //!    [`pto::persistent_congestion`]) if any were lost.
+//!    Count the newly acknowledged ECT(0)-marked packets and give them with the frame's
+//!    ECN counts to [`EcnValidator::on_ack`]; new CE marks it returns are a congestion
+//!    event too ([`CongestionEvent::ecn`](crate::cc::CongestionEvent::ecn)).
 //! 4. Timers: arm [`pto::loss_detection_timer`]; when it fires either run
 //!    [`LossSpace::detect_lost`] (a loss timer) or send probes and bump [`pto::Pto`].
 
 mod ack;
+pub mod ecn;
 mod loss;
 pub mod pto;
 mod rtt;
 mod sent_log;
 
 pub use ack::{AckTracker, DEFAULT_MAX_ACK_RANGES};
+pub use ecn::{EcnAck, EcnFailure, EcnState, EcnValidator};
 pub use loss::{AckOutcome, LossCounters, LossSpace, SentPacket, MAX_RECENTLY_LOST};
 pub use rtt::{RttEstimator, DEFAULT_INITIAL_RTT, DEFAULT_MAX_ACK_DELAY};
 

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use bytes::{Bytes, BytesMut};
-use quiver_netem::sim::{Datagram, LinkConfig, Node, Sim};
+use quiver_netem::sim::{Datagram, Ecn, LinkConfig, Node, Sim};
 use quiver_proto::config::{ClientConfig, EndpointConfig, ServerConfig, TransportConfig};
 use quiver_proto::connection::Event;
 use quiver_proto::endpoint::{ConnectionHandle, Endpoint};
@@ -378,20 +378,31 @@ impl ClientApp {
 }
 
 impl Node for QuicNode {
-    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, _to: SocketAddr, data: Vec<u8>) {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        self.handle_datagram_ecn(now, from, to, Ecn::NotEct, data);
+    }
+
+    /// The simulated IP header's ECN field goes to the endpoint like quinn-udp's
+    /// `RecvMeta::ecn` does in the runtime.
+    fn handle_datagram_ecn(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        _to: SocketAddr,
+        ecn: Ecn,
+        data: Vec<u8>,
+    ) {
+        let ecn = quiver_proto::EcnCodepoint::from_bits(ecn.bits());
         self.ep
-            .handle(now, from, None, None, BytesMut::from(&data[..]));
+            .handle(now, from, None, ecn, BytesMut::from(&data[..]));
         self.run_app(now);
     }
 
     fn poll_transmit(&mut self, now: Instant) -> Option<Datagram> {
         self.run_app(now);
         let t = self.ep.poll_transmit(now, 1, &mut self.buf)?;
-        Some(Datagram::new(
-            self.addr,
-            t.destination,
-            self.buf[..t.size].to_vec(),
-        ))
+        let ecn = Ecn::from_bits(t.ecn.map_or(0, |e| e.bits()));
+        Some(Datagram::new(self.addr, t.destination, self.buf[..t.size].to_vec()).with_ecn(ecn))
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {

@@ -468,14 +468,7 @@ impl AckRecv {
             let delay = Duration::from_micros(ack.delay << 3);
             let outcome = self
                 .space
-                .on_ack_received(
-                    self.now,
-                    ack.iter_ranges(),
-                    delay,
-                    None,
-                    &mut self.rtt,
-                    true,
-                )
+                .on_ack_received(self.now, ack.iter_ranges(), delay, &mut self.rtt, true)
                 .map_err(|e| anyhow::anyhow!("ACK rejected: {e}"))?;
             ensure!(outcome.lost.is_empty(), "unexpected loss");
             let packets = AckedPacket::from_sent(&outcome.newly_acked);
