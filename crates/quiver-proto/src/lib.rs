@@ -93,8 +93,11 @@
 //! NEW_TOKEN tokens in [`config::ClientConfig::token_store`] for the next connection.
 //!
 //! ## What is not implemented yet
-//! The multipath extension itself (path-MTU discovery is implemented: see
-//! [`config::MtuDiscoveryConfig`]).
+//! The multipath extension itself; a client following a compatible version upgrade
+//! (RFC 9368: a Quiver server upgrades clients from v1 to v2, a Quiver client keeps the
+//! version it started with, because rustls fixes the key labels when the session is
+//! created); KEY_UPDATE_ERROR for too-frequent peer updates (a MAY). Path-MTU discovery
+//! is implemented: see [`config::MtuDiscoveryConfig`].
 
 #![forbid(unsafe_code)]
 
