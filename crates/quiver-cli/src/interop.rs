@@ -30,7 +30,10 @@
 //!   Retry in every test), `amplificationlimit` (a transfer; the server always keeps the
 //!   3× limit before it has validated the client's address). `ecn`: a
 //!   transfer; ECN is always on (packets go out ECT(0), ACKs carry ECN counts) and the
-//!   client prints the ECN outcome to stderr. Anything else exits with
+//!   client prints the ECN outcome to stderr. `multiconnect`, `handshakeloss` and
+//!   `handshakecorruption`: one connection per file, one after the other.
+//!   `transferloss`, `transfercorruption`, `blackhole`, `ipv6`, `goodput` and
+//!   `crosstraffic`: plain transfers (the network makes them hard). Anything else exits with
 //!   code 127 ("unsupported"). Unset means a plain transfer.
 //! - `REQUESTS`: space-separated URLs, used by the client when none are given as
 //!   arguments.
@@ -134,6 +137,12 @@ enum TestCase {
     Retry,
     AmplificationLimit,
     Ecn,
+    /// One connection per file (`multiconnect`, `handshakeloss`, `handshakecorruption`).
+    MultiConnect,
+    /// A transfer whose difficulty is in the network, not in the endpoints
+    /// (`transferloss`, `transfercorruption`, `blackhole`, `ipv6`, `goodput`,
+    /// `crosstraffic`).
+    NetworkTransfer,
 }
 
 impl TestCase {
@@ -157,6 +166,11 @@ impl TestCase {
                 "retry" => Some(TestCase::Retry),
                 "amplificationlimit" => Some(TestCase::AmplificationLimit),
                 "ecn" => Some(TestCase::Ecn),
+                "multiconnect" | "handshakeloss" | "handshakecorruption" => {
+                    Some(TestCase::MultiConnect)
+                }
+                "transferloss" | "transfercorruption" | "blackhole" | "ipv6" | "goodput"
+                | "crosstraffic" => Some(TestCase::NetworkTransfer),
                 _ => None,
             },
         }
@@ -465,15 +479,21 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
     });
     let mut failures = 0;
     let mut urls = urls;
-    if matches!(testcase, TestCase::Resumption | TestCase::ZeroRtt) && urls.len() > 1 {
-        // The first connection fetches the first file and leaves tickets behind.
+    let mut first_round = true;
+    // Resumption/0-RTT: the first connection fetches the first file and leaves tickets
+    // behind. MultiConnect: every file but the last gets its own connection here.
+    while urls.len() > 1
+        && (testcase == TestCase::MultiConnect
+            || (first_round && matches!(testcase, TestCase::Resumption | TestCase::ZeroRtt)))
+    {
+        first_round = false;
         let rest = urls.split_off(1);
         let conn = endpoint
             .connect_with(config.clone(), remote, &first.host)
             .with_context(|| format!("connecting to {remote}"))?
             .await
             .with_context(|| format!("handshake with {remote}"))?;
-        tracing::info!(%remote, "connected (first connection)");
+        tracing::info!(%remote, "connected (one file on this connection)");
         failures += download_all(&conn, &args.downloads, urls).await;
         conn.close(VarInt::from_u32(0), b"done");
         drop(conn);

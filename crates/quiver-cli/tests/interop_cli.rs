@@ -168,6 +168,13 @@ async fn binary_server_serves_quinn_client() {
 
 /// A quinn hq-interop server serving `files()` from memory.
 fn spawn_quinn_server() -> SocketAddr {
+    spawn_quinn_server_counting().0
+}
+
+/// A quinn hq-interop server; the counter holds the connections it accepted.
+fn spawn_quinn_server_counting() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
     let (certs, key) = quiver::tls::self_signed(&["localhost"]).expect("cert");
     let tls = quiver::tls::server_config(certs, key, &[ALPN]).expect("server TLS");
     let crypto =
@@ -178,10 +185,12 @@ fn spawn_quinn_server() -> SocketAddr {
     let addr = ep.local_addr().expect("local addr");
     tokio::spawn(async move {
         while let Some(incoming) = ep.accept().await {
+            let count = count.clone();
             tokio::spawn(async move {
                 let Ok(conn) = incoming.await else {
                     return;
                 };
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 while let Ok((mut send, mut recv)) = conn.accept_bi().await {
                     tokio::spawn(async move {
                         let Ok(req) = recv.read_to_end(1024).await else {
@@ -207,7 +216,57 @@ fn spawn_quinn_server() -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, accepted)
+}
+
+/// TESTCASE=multiconnect (and handshakeloss, handshakecorruption): one connection per
+/// file; the network-side cases are plain transfers, not "unsupported".
+#[tokio::test]
+async fn binary_client_multiconnect_opens_one_connection_per_file() {
+    let (addr, accepted) = spawn_quinn_server_counting();
+    let downloads = temp_dir("downloads-multiconnect");
+    let urls: Vec<String> = files()
+        .iter()
+        .map(|(name, _)| format!("https://{addr}/{name}"))
+        .collect();
+    let status = within(
+        quiver()
+            .args(["interop", "client", "--downloads"])
+            .arg(&downloads)
+            .env("TESTCASE", "handshakeloss")
+            .args(&urls)
+            .status(),
+    )
+    .await
+    .expect("run client");
+    assert!(status.success(), "client failed: {status}");
+    for (name, data) in files() {
+        let got = std::fs::read(downloads.join(name)).expect(name);
+        assert!(got == data, "{name}: content differs");
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::Relaxed),
+        files().len(),
+        "one connection per file"
+    );
+    for case in ["transferloss", "blackhole", "ipv6", "transfercorruption"] {
+        let status = within(
+            quiver()
+                .args(["interop", "client", "--downloads"])
+                .arg(&downloads)
+                .env("TESTCASE", case)
+                .arg(&urls[0])
+                .status(),
+        )
+        .await
+        .expect("run client");
+        assert!(status.success(), "{case}: {status}");
+    }
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::Relaxed),
+        files().len() + 4
+    );
+    let _ = std::fs::remove_dir_all(&downloads);
 }
 
 #[tokio::test]
