@@ -4,10 +4,10 @@
 //!
 //! How a connection ends up in a version:
 //! - The client's first Initial uses its *original version*
-//!   ([`crate::ClientConfig::version`]); its `version_information` lists that version as
+//!   ([`crate::config::ClientConfig::version`]); its `version_information` lists that version as
 //!   chosen (and available, see below).
 //! - A server that does not speak the original version answers with a Version Negotiation
-//!   packet listing [`crate::EndpointConfig::supported_versions`]. The client starts over in
+//!   packet listing [`crate::config::EndpointConfig::supported_versions`]. The client starts over in
 //!   the first of its versions that the server listed (*incompatible* negotiation), and
 //!   later checks the server's `version_information` to detect a forged Version
 //!   Negotiation packet (downgrade protection, RFC 9368 §4).
@@ -19,7 +19,7 @@
 //! - A Quiver *client* lists only its original version as available: rustls fixes the
 //!   HKDF labels of the Handshake and 1-RTT keys ("quic key" / "quicv2 key") when the TLS
 //!   session is created, so the client could not follow a switch. To use v2, a Quiver
-//!   client starts in v2 ([`crate::ClientConfig::version`]) and keeps v1 in
+//!   client starts in v2 ([`crate::config::ClientConfig::version`]) and keeps v1 in
 //!   `available_versions` for servers that answer with Version Negotiation. Peers that
 //!   derive keys themselves (aioquic) are switched by a Quiver server.
 //! - Both sides validate the peer's `version_information` once the handshake completes;

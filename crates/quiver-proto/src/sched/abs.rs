@@ -9,7 +9,7 @@ fn key(e: &mut KEntry<Key>) -> Key {
 }
 
 /// Absolute priority: the ready stream with the most urgent
-/// [`priority`](StreamClass::priority) (0 first) is served; within one priority, first
+/// [`priority`](crate::sched::StreamClass::priority) (0 first) is served; within one priority, first
 /// come, first served by arrival sequence, each stream drained before the next.
 /// Ignores deadlines and levels.
 ///
