@@ -1128,14 +1128,7 @@ impl Connection {
     }
 
     fn apply_peer_params(&mut self, p: &TransportParameters) {
-        self.streams.set_peer_limits(crate::streams::PeerLimits {
-            initial_max_data: p.initial_max_data.into_inner(),
-            initial_max_stream_data_bidi_local: p.initial_max_stream_data_bidi_local.into_inner(),
-            initial_max_stream_data_bidi_remote: p.initial_max_stream_data_bidi_remote.into_inner(),
-            initial_max_stream_data_uni: p.initial_max_stream_data_uni.into_inner(),
-            initial_max_streams_bidi: p.initial_max_streams_bidi.into_inner(),
-            initial_max_streams_uni: p.initial_max_streams_uni.into_inner(),
-        });
+        self.streams.set_peer_limits(zero_rtt::peer_limits(p));
         self.peer_ack_delay_exponent = p.ack_delay_exponent.into_inner().min(20) as u8;
         self.peer_max_ack_delay = Duration::from_millis(p.max_ack_delay.into_inner());
         self.rtt.set_max_ack_delay(self.peer_max_ack_delay);

@@ -167,7 +167,8 @@ impl Connection {
     }
 }
 
-fn peer_limits(p: &TransportParameters) -> crate::streams::PeerLimits {
+/// The stream and connection limits a peer's transport parameters grant.
+pub(super) fn peer_limits(p: &TransportParameters) -> crate::streams::PeerLimits {
     crate::streams::PeerLimits {
         initial_max_data: p.initial_max_data.into_inner(),
         initial_max_stream_data_bidi_local: p.initial_max_stream_data_bidi_local.into_inner(),
