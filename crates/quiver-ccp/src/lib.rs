@@ -9,3 +9,5 @@
 //! libccp-compatible message codec and IPC, the agent with its `Algorithm` trait and the
 //! algorithms, and the `quiver_proto::cc::Controller` implementation that binds a QUIC
 //! connection to an agent. Each part documents its own extension points.
+
+pub mod wire;
