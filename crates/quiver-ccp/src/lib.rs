@@ -10,4 +10,5 @@
 //! algorithms, and the `quiver_proto::cc::Controller` implementation that binds a QUIC
 //! connection to an agent. Each part documents its own extension points.
 
+pub mod ipc;
 pub mod wire;
