@@ -183,6 +183,7 @@ impl DatapathTransport for UnixDatapathSocket {
 }
 
 type Inbox = Arc<Mutex<VecDeque<Vec<u8>>>>;
+type PeerList = Arc<Mutex<Vec<(u64, std::sync::Weak<Mutex<VecDeque<Vec<u8>>>>)>>>;
 
 /// In-process transport: an agent end ([`ChannelHub`]) and any number of datapath ends
 /// ([`ChannelDatapath`], from [`ChannelHub::connect`]). Datagram semantics as the Unix
@@ -191,7 +192,7 @@ type Inbox = Arc<Mutex<VecDeque<Vec<u8>>>>;
 pub struct ChannelHub {
     rx: mpsc::Receiver<(u64, Vec<u8>)>,
     tx: mpsc::Sender<(u64, Vec<u8>)>,
-    peers: Arc<Mutex<Vec<(u64, std::sync::Weak<Mutex<VecDeque<Vec<u8>>>>)>>>,
+    peers: PeerList,
     next: u64,
 }
 
@@ -249,7 +250,7 @@ impl ChannelHub {
 #[derive(Debug, Clone)]
 pub struct ChannelConnector {
     tx: mpsc::Sender<(u64, Vec<u8>)>,
-    peers: Arc<Mutex<Vec<(u64, std::sync::Weak<Mutex<VecDeque<Vec<u8>>>>)>>>,
+    peers: PeerList,
 }
 
 impl ChannelConnector {
