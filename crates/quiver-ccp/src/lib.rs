@@ -11,4 +11,6 @@
 //! connection to an agent. Each part documents its own extension points.
 
 pub mod ipc;
+pub mod lang;
+pub mod vm;
 pub mod wire;

@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod ccp;
 mod interop;
 mod netem;
 
@@ -27,6 +28,9 @@ enum Command {
     /// Benchmarks of Quiver against quinn on this machine.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// CCP: check datapath programs, run the congestion control agent.
+    #[command(subcommand)]
+    Ccp(ccp::CcpCommand),
 }
 
 fn main() {
@@ -41,6 +45,7 @@ fn main() {
         Command::Interop(cmd) => interop::run(cmd),
         Command::Netem(args) => netem::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Ccp(cmd) => ccp::run(cmd),
     };
     match code {
         Ok(code) => std::process::exit(code),

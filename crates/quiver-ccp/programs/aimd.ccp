@@ -1,0 +1,27 @@
+# Reno in the datapath: slow start and congestion avoidance per ACK, halve on loss;
+# the agent only watches (report every two RTTs) and may change `mss` or `ssthresh`.
+(def (Report (volatile acked 0) (volatile loss 0) (volatile minrtt +infinity))
+     (ssthresh +infinity)
+     (mss 1460)
+     (acc 0))
+(when true
+    (:= Report.acked (+ Report.acked Ack.bytes_acked))
+    (:= Report.loss (+ Report.loss Ack.lost_pkts_sample))
+    (:= Report.minrtt (min Report.minrtt Flow.rtt_sample_us))
+    (fallthrough))
+(when (> (/ Micros 2) Report.minrtt)
+    (report)
+    (:= Micros 0)
+    (fallthrough))
+(when (> Ack.lost_pkts_sample 0)
+    (:= ssthresh (max (/ Cwnd 2) (* 2 mss)))
+    (:= Cwnd ssthresh)
+    (:= acc 0)
+    (report))
+(when (< Cwnd ssthresh)
+    (:= Cwnd (+ Cwnd Ack.bytes_acked)))
+(when true
+    (:= acc (+ acc Ack.bytes_acked))
+    (:= grow (>= acc Cwnd))
+    (:= Cwnd (if grow (+ Cwnd mss)))
+    (:= acc (if grow 0)))
