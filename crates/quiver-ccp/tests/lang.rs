@@ -217,3 +217,18 @@ fn locals_and_warnings() {
             .contains("differs from a known name only in case")
     );
 }
+
+#[test]
+fn program_converts_to_and_from_the_wire_section() {
+    for src in [RENO, AIMD, BBR] {
+        let p = compile(src).unwrap();
+        let section = quiver_ccp::wire::ProgramSection::from(&p);
+        // The wire codec's program section encodes to exactly Program::encode's bytes.
+        let mut bytes = Vec::new();
+        section.encode(&mut bytes).unwrap();
+        assert_eq!(bytes, p.encode());
+        let back = Program::try_from(&section).unwrap();
+        assert_eq!(back.instrs(), p.instrs());
+        assert_eq!(back.events(), p.events());
+    }
+}

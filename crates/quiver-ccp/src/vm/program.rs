@@ -711,3 +711,72 @@ impl fmt::Display for Program {
         Ok(())
     }
 }
+
+impl TryFrom<&crate::wire::ProgramSection> for Program {
+    type Error = DecodeError;
+
+    /// Checks the raw program section of an INSTALL message (opcodes, registers, limits,
+    /// event ranges) and builds a runnable program.
+    fn try_from(s: &crate::wire::ProgramSection) -> Result<Program, DecodeError> {
+        if s.expressions.len() > MAX_EVENTS {
+            return Err(DecodeError::TooManyEvents(s.expressions.len() as u64));
+        }
+        if s.instructions.len() > MAX_INSTRS {
+            return Err(DecodeError::TooManyInstrs(s.instructions.len() as u64));
+        }
+        let events = s
+            .expressions
+            .iter()
+            .map(|e| Event {
+                flag_idx: e.cond_start,
+                num_flag_instrs: e.num_cond,
+                body_idx: e.event_start,
+                num_body_instrs: e.num_event,
+            })
+            .collect();
+        let mut instrs = Vec::with_capacity(s.instructions.len());
+        for (index, i) in s.instructions.iter().enumerate() {
+            let op = Op::from_code(i.op).ok_or(DecodeError::BadOpcode { index, code: i.op })?;
+            let reg = |o: crate::wire::Operand| Reg::from_wire(o.typ, o.index);
+            instrs.push(Instr {
+                op,
+                res: reg(i.result)?,
+                left: reg(i.left)?,
+                right: reg(i.right)?,
+            });
+        }
+        Program::new(events, instrs)
+    }
+}
+
+impl From<&Program> for crate::wire::ProgramSection {
+    /// The program as the raw section an INSTALL message carries.
+    fn from(p: &Program) -> crate::wire::ProgramSection {
+        let op = |r: Reg| crate::wire::Operand {
+            typ: r.type_code(),
+            index: r.wire_value(),
+        };
+        crate::wire::ProgramSection {
+            expressions: p
+                .events
+                .iter()
+                .map(|e| crate::wire::Expression {
+                    cond_start: e.flag_idx,
+                    num_cond: e.num_flag_instrs,
+                    event_start: e.body_idx,
+                    num_event: e.num_body_instrs,
+                })
+                .collect(),
+            instructions: p
+                .instrs
+                .iter()
+                .map(|i| crate::wire::Instruction {
+                    op: i.op.code(),
+                    result: op(i.res),
+                    left: op(i.left),
+                    right: op(i.right),
+                })
+                .collect(),
+        }
+    }
+}
