@@ -1,6 +1,9 @@
 //! The endpoint driver: one tokio task per endpoint that owns all socket I/O and runs
 //! the sans-IO core's call contract (see `quiver_proto`'s crate docs).
 //!
+//! "Socket" below is the endpoint's [`DatagramTransport`]: a UDP socket through
+//! quinn-udp by default, or any other transport (an in-memory channel, a MASQUE flow).
+//!
 //! One *round*:
 //! 1. send what the previous round prepared (socket syscall, **outside** the lock);
 //! 2. receive one batch of datagrams with quinn-udp (GRO batches split at `stride`, ECN
@@ -26,14 +29,14 @@
 //! cannot steal, so without yielding an application task (a `Connecting`, a reader)
 //! waited for up to [`ROUNDS`] more rounds of protocol work while the other core idled.
 
-use crate::state::{wake, Shared, Socket, State};
+use crate::state::{wake, Shared, State};
+use crate::transport::DatagramTransport;
 use quiver_proto::connection::Transmit;
 use quiver_proto::shared::EcnCodepoint;
 use std::collections::VecDeque;
 use std::io::{self, IoSliceMut};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::Interest;
 
 /// Rounds (one receive syscall and up to [`SEND_BATCH`] transmits each) per wake-up.
 const ROUNDS: usize = 16;
@@ -44,11 +47,11 @@ const RECV_SLOT: usize = 64 * 1024;
 
 /// Run the driver until the endpoint is unused and drained, or the socket fails.
 pub(crate) async fn run(shared: Arc<Shared>) {
-    let mut io = Io::new(&shared.socket());
+    let mut io = Io::new();
     loop {
         // Re-read every wake-up: `Endpoint::rebind` may have replaced it.
         let socket = shared.socket();
-        let deadline = match io.run_rounds(&shared, &socket) {
+        let deadline = match io.run_rounds(&shared, &*socket) {
             Step::Exit => return,
             Step::Failed(e) => {
                 tracing::error!("UDP socket failed, stopping the endpoint: {e}");
@@ -73,12 +76,12 @@ pub(crate) async fn run(shared: Arc<Shared>) {
             }
         };
         tokio::select! {
-            r = socket.io.readable() => {
+            r = std::future::poll_fn(|cx| socket.poll_recv_ready(cx)) => {
                 if let Err(e) = r {
                     tracing::warn!("UDP readiness: {e}");
                 }
             }
-            r = socket.io.writable(), if !io.out.is_empty() => {
+            r = std::future::poll_fn(|cx| socket.poll_send_ready(cx)), if !io.out.is_empty() => {
                 if let Err(e) = r {
                     tracing::warn!("UDP readiness: {e}");
                 }
@@ -121,9 +124,9 @@ struct Io {
 }
 
 impl Io {
-    fn new(socket: &Socket) -> Self {
+    fn new() -> Self {
+        // GRO batches never exceed RECV_SLOT.
         let slots = quinn_udp::BATCH_SIZE.max(1);
-        let _ = socket.udp.gro_segments(); // GRO batches never exceed RECV_SLOT.
         Self {
             recv_buf: vec![0; RECV_SLOT * slots],
             meta: vec![quinn_udp::RecvMeta::default(); slots],
@@ -134,8 +137,8 @@ impl Io {
     }
 
     /// Up to [`ROUNDS`] rounds of I/O and protocol work.
-    fn run_rounds(&mut self, shared: &Shared, socket: &Socket) -> Step {
-        let max_segments = socket.udp.max_gso_segments().max(1);
+    fn run_rounds(&mut self, shared: &Shared, socket: &dyn DatagramTransport) -> Step {
+        let max_segments = socket.max_gso_segments().max(1);
         for _ in 0..ROUNDS {
             // 1. What the last round prepared.
             let send_blocked = !self.flush(socket);
@@ -212,7 +215,7 @@ impl Io {
 
     /// One receive syscall into the receive buffers; `Ok(true)` if the socket may hold
     /// more.
-    fn receive(&mut self, socket: &Socket) -> io::Result<bool> {
+    fn receive(&mut self, socket: &dyn DatagramTransport) -> io::Result<bool> {
         self.received = 0;
         loop {
             let received = {
@@ -221,11 +224,7 @@ impl Io {
                     .chunks_mut(RECV_SLOT)
                     .map(IoSliceMut::new)
                     .collect();
-                socket.io.try_io(Interest::READABLE, || {
-                    socket
-                        .udp
-                        .recv((&socket.io).into(), &mut bufs, &mut self.meta)
-                })
+                socket.try_recv(&mut bufs, &mut self.meta)
             };
             return match received {
                 Ok(n) => {
@@ -304,7 +303,7 @@ impl Io {
 
     /// Send the prepared transmits; `false` if the kernel refused one (`WouldBlock`),
     /// which then stays at the front of the queue.
-    fn flush(&mut self, socket: &Socket) -> bool {
+    fn flush(&mut self, socket: &dyn DatagramTransport) -> bool {
         while let Some(o) = self.out.front() {
             if !send(socket, &o.transmit, &o.data) {
                 return false;
@@ -331,7 +330,7 @@ enum Round {
 }
 
 /// Hand one transmit to the kernel; `false` if the socket buffer is full.
-fn send(socket: &Socket, t: &Transmit, data: &[u8]) -> bool {
+fn send(socket: &dyn DatagramTransport, t: &Transmit, data: &[u8]) -> bool {
     let Some(contents) = data.get(..t.size) else {
         tracing::error!(
             size = t.size,
@@ -351,9 +350,7 @@ fn send(socket: &Socket, t: &Transmit, data: &[u8]) -> bool {
     };
     // quinn-udp reports only `WouldBlock`; other send errors are logged and the
     // datagram is dropped, as loss recovery will resend its contents.
-    match socket.io.try_io(Interest::WRITABLE, || {
-        socket.udp.send((&socket.io).into(), &transmit)
-    }) {
+    match socket.try_send(&transmit) {
         Ok(()) => true,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
         Err(e) => {

@@ -2,7 +2,8 @@
 
 use crate::connection::{ConnRef, Connecting, Connection};
 use crate::error::ConnectError;
-use crate::state::{wake, Shared, Socket, State};
+use crate::state::{wake, Shared, State};
+use crate::transport::{DatagramTransport, UdpTransport};
 use quiver_proto::config::{ClientConfig, EndpointConfig, ServerConfig};
 use quiver_proto::connection::MigrateError;
 use quiver_proto::{Side, VarInt};
@@ -44,7 +45,7 @@ pub struct Endpoint {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared")
-            .field("local_addr", &self.socket().io.local_addr().ok())
+            .field("local_addr", &self.socket().local_addr().ok())
             .finish_non_exhaustive()
     }
 }
@@ -171,6 +172,25 @@ impl Endpoint {
         Self::from_shards(std::iter::once((config, server_config, socket)))
     }
 
+    /// An endpoint over any datagram transport (see [`crate::transport`]): an in-memory
+    /// channel, a MASQUE CONNECT-UDP flow, or a UDP socket set up by hand
+    /// ([`UdpTransport`]). `server_config` enables accepting connections.
+    ///
+    /// Must be called within a tokio runtime.
+    pub fn with_transport(
+        config: EndpointConfig,
+        server_config: Option<ServerConfig>,
+        transport: Arc<dyn DatagramTransport>,
+    ) -> io::Result<Self> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
+            io::Error::other(format!("quiver::Endpoint needs a tokio runtime: {e}"))
+        })?;
+        Self::from_transports(
+            &runtime,
+            std::iter::once((config, server_config, transport)),
+        )
+    }
+
     /// One shard per socket.
     fn from_shards(
         parts: impl IntoIterator<Item = (EndpointConfig, Option<ServerConfig>, UdpSocket)>,
@@ -178,9 +198,28 @@ impl Endpoint {
         let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
             io::Error::other(format!("quiver::Endpoint needs a tokio runtime: {e}"))
         })?;
+        let mut transports = Vec::new();
+        for (config, server_config, socket) in parts {
+            let socket: Arc<dyn DatagramTransport> =
+                Arc::new(UdpTransport::with_runtime(socket, &runtime)?);
+            transports.push((config, server_config, socket));
+        }
+        Self::from_transports(&runtime, transports)
+    }
+
+    /// One shard per transport.
+    fn from_transports(
+        runtime: &tokio::runtime::Handle,
+        parts: impl IntoIterator<
+            Item = (
+                EndpointConfig,
+                Option<ServerConfig>,
+                Arc<dyn DatagramTransport>,
+            ),
+        >,
+    ) -> io::Result<Self> {
         let mut shards = Vec::new();
         for (config, server_config, socket) in parts {
-            let socket = Socket::new(socket, &runtime)?;
             let proto = quiver_proto::endpoint::Endpoint::new(
                 Arc::new(config),
                 server_config.map(Arc::new),
@@ -337,9 +376,21 @@ impl Endpoint {
                 "quiver::Endpoint::rebind needs a tokio runtime: {e}"
             ))
         })?;
+        let socket = UdpTransport::with_runtime(socket, &runtime)?;
+        self.rebind_transport(Arc::new(socket))
+    }
+
+    /// [`rebind`](Self::rebind) onto any datagram transport (see
+    /// [`crate::transport`]), with the same rules.
+    pub fn rebind_transport(&self, socket: Arc<dyn DatagramTransport>) -> io::Result<()> {
+        if self.shards.len() != 1 {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "rebind needs an endpoint with one shard",
+            ));
+        }
         let shared = &self.shards[0];
         let new_ip = socket.local_addr()?.ip();
-        let socket = Socket::new(socket, &runtime)?;
         let wakes = {
             let mut st = shared.lock();
             let handles: Vec<_> = st.proto.connection_handles().collect();
@@ -354,7 +405,7 @@ impl Endpoint {
                 }
             }
             let old = shared.replace_socket(socket);
-            let ip_changed = old.io.local_addr().map(|a| a.ip()).ok() != Some(new_ip);
+            let ip_changed = old.local_addr().map(|a| a.ip()).ok() != Some(new_ip);
             let now = Instant::now();
             for h in handles {
                 let Some(c) = st.proto.connection_mut(h) else {
@@ -378,7 +429,7 @@ impl Endpoint {
 
     /// The local address of the socket.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.shards[0].socket().io.local_addr()
+        self.shards[0].socket().local_addr()
     }
 
     /// Close every connection with an application error `code` and `reason`, and stop

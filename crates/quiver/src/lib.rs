@@ -29,7 +29,9 @@
 //! transport limits come from `quiver_proto`'s [`config`] types
 //! ([`config::TransportConfig`], [`config::EndpointConfig`]);
 //! TLS comes from a rustls configuration, built with the helpers in [`tls`] or by hand;
-//! [`Endpoint::new`] takes any pre-configured UDP socket; [`qlog::QlogDir`] (set as
+//! [`Endpoint::new`] takes any pre-configured UDP socket, and
+//! [`Endpoint::with_transport`] any [`transport::DatagramTransport`] (an in-memory
+//! channel, a MASQUE CONNECT-UDP flow) instead of a socket; [`qlog::QlogDir`] (set as
 //! [`config::TransportConfig::event_subscriber`]) writes a qlog trace per connection.
 //!
 //! ## Example
@@ -83,6 +85,7 @@ pub mod qlog;
 mod state;
 mod streams;
 pub mod tls;
+pub mod transport;
 
 pub use connection::{Connecting, Connection, ZeroRttAccepted};
 pub use endpoint::{Endpoint, SOCKET_BUFFER_SIZE};

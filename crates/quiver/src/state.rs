@@ -11,6 +11,7 @@
 //! connection that happens to get the same core handle.
 
 use crate::error::ConnectionError;
+use crate::transport::DatagramTransport;
 use quiver_proto::config::ClientConfig;
 use quiver_proto::connection::{Connection as ProtoConnection, Event};
 use quiver_proto::endpoint::{ConnectionHandle, Endpoint as ProtoEndpoint};
@@ -30,47 +31,22 @@ pub(crate) struct Shared {
     state: Mutex<State>,
     /// Wakes the driver after an application call changed the core's state.
     pub(crate) notify: Notify,
-    /// The UDP socket; replaced by [`crate::Endpoint::rebind`].
-    socket: RwLock<Arc<Socket>>,
-}
-
-/// A UDP socket as the driver uses it.
-pub(crate) struct Socket {
-    /// Readiness through tokio.
-    pub(crate) io: tokio::net::UdpSocket,
-    /// quinn-udp's per-socket state (GSO/GRO capabilities, ECN setup); syscalls.
-    pub(crate) udp: quinn_udp::UdpSocketState,
-}
-
-impl Socket {
-    /// Wrap a bound std socket (made non-blocking) for the runtime `runtime`.
-    pub(crate) fn new(
-        socket: std::net::UdpSocket,
-        runtime: &tokio::runtime::Handle,
-    ) -> std::io::Result<Self> {
-        socket.set_nonblocking(true)?;
-        // Enables ECN, GRO and destination-address reporting where the OS supports
-        // them.
-        let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
-        let io = {
-            let _guard = runtime.enter();
-            tokio::net::UdpSocket::from_std(socket)?
-        };
-        Ok(Self { io, udp })
-    }
+    /// The datagram transport (usually a UDP socket); replaced by
+    /// [`crate::Endpoint::rebind`].
+    socket: RwLock<Arc<dyn DatagramTransport>>,
 }
 
 impl Shared {
-    pub(crate) fn new(state: State, socket: Socket) -> Self {
+    pub(crate) fn new(state: State, socket: Arc<dyn DatagramTransport>) -> Self {
         Self {
             state: Mutex::new(state),
             notify: Notify::new(),
-            socket: RwLock::new(Arc::new(socket)),
+            socket: RwLock::new(socket),
         }
     }
 
-    /// The socket in use now.
-    pub(crate) fn socket(&self) -> Arc<Socket> {
+    /// The transport in use now.
+    pub(crate) fn socket(&self) -> Arc<dyn DatagramTransport> {
         self.socket
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -78,9 +54,12 @@ impl Shared {
     }
 
     /// Use `socket` from now on; returns the previous one.
-    pub(crate) fn replace_socket(&self, socket: Socket) -> Arc<Socket> {
+    pub(crate) fn replace_socket(
+        &self,
+        socket: Arc<dyn DatagramTransport>,
+    ) -> Arc<dyn DatagramTransport> {
         let mut s = self.socket.write().unwrap_or_else(PoisonError::into_inner);
-        std::mem::replace(&mut *s, Arc::new(socket))
+        std::mem::replace(&mut *s, socket)
     }
 
     /// Lock the state. A panic while the lock was held (a bug) does not make every later
