@@ -62,7 +62,7 @@ async fn carry(from: Arc<ChannelPeer>, to: Arc<ChannelPeer>, source: SocketAddr,
     let mut count = 0u64;
     while let Some(d) = from.recv().await {
         count += 1;
-        if count % nth == 0 {
+        if count.is_multiple_of(nth) {
             continue;
         }
         to.send(source, d.payload).await;
