@@ -111,6 +111,14 @@ pub trait ConnectionIdGenerator: Send + Sync {
     fn cid_len(&self) -> usize;
 }
 
+/// Builds the [`ConnectionIdGenerator`] of an endpoint (the CID hook; set in
+/// [`crate::config::EndpointConfig::cid_generator`]). A load balancer that routes by CID
+/// plugs its own encoding in here.
+pub trait CidGeneratorFactory: Send + Sync + std::fmt::Debug {
+    /// A fresh generator for a new endpoint.
+    fn build(&self) -> Box<dyn ConnectionIdGenerator>;
+}
+
 /// Uniformly random CIDs of a fixed length (8 bytes by default).
 #[derive(Debug, Clone, Copy)]
 pub struct RandomCidGenerator {
@@ -129,6 +137,12 @@ impl RandomCidGenerator {
 impl Default for RandomCidGenerator {
     fn default() -> Self {
         Self::new(8)
+    }
+}
+
+impl CidGeneratorFactory for RandomCidGenerator {
+    fn build(&self) -> Box<dyn ConnectionIdGenerator> {
+        Box::new(*self)
     }
 }
 

@@ -1,12 +1,17 @@
 //! Configuration: per-endpoint ([`EndpointConfig`]), per-role ([`ServerConfig`],
 //! [`ClientConfig`]) and per-connection transport tuning ([`TransportConfig`]).
+//!
+//! Hooks are configured one way: a behaviour the application may replace is an
+//! `Arc<dyn …Factory>` field that is always set (a default is built in) and is asked for a
+//! fresh object per connection or endpoint — [`TransportConfig::scheduler`]
+//! ([`crate::sched::SchedulerFactory`]), [`TransportConfig::congestion_controller`]
+//! ([`crate::cc::ControllerFactory`]) and [`EndpointConfig::cid_generator`]
+//! ([`crate::cid::CidGeneratorFactory`]). Observers that only watch are optional:
+//! [`TransportConfig::event_subscriber`] is `None` unless someone listens.
 
-use crate::cid::{ConnectionIdGenerator, RandomCidGenerator};
+use crate::cid::{CidGeneratorFactory, RandomCidGenerator};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Builds the CID generator of an endpoint.
-pub type CidGeneratorFactory = Arc<dyn Fn() -> Box<dyn ConnectionIdGenerator> + Send + Sync>;
 
 /// Transport tuning shared by client and server connections.
 #[derive(Clone)]
@@ -61,9 +66,9 @@ pub struct TransportConfig {
     /// Stream scheduler (the [`crate::sched::Scheduler`] hook): which stream fills the
     /// next STREAM frame. Round robin by default; peers may use different schedulers.
     pub scheduler: Arc<dyn crate::sched::SchedulerFactory>,
-    /// Congestion controller factory (the [`crate::cc::Controller`] hook); NewReno when
-    /// `None`.
-    pub congestion_controller: Option<Arc<dyn crate::cc::ControllerFactory>>,
+    /// Congestion controller (the [`crate::cc::Controller`] hook): built for every new
+    /// path. NewReno by default ([`crate::cc::NewRenoConfig`]).
+    pub congestion_controller: Arc<dyn crate::cc::ControllerFactory>,
     /// Path MTU discovery (DPLPMTUD, RFC 9000 §14.3 and RFC 8899): after the handshake
     /// is confirmed, probe for UDP payloads larger than [`initial_mtu`](Self::initial_mtu).
     /// `None` keeps every datagram at `initial_mtu`.
@@ -148,7 +153,7 @@ impl Default for TransportConfig {
             datagram_send_buffer_size: 1_048_576,
             keep_alive_interval: None,
             active_connection_id_limit: 4,
-            congestion_controller: None,
+            congestion_controller: Arc::new(crate::cc::NewRenoConfig::default()),
             scheduler: Arc::new(crate::sched::SchedulerKind::RoundRobin),
             mtu_discovery: Some(MtuDiscoveryConfig::default()),
             pacing: crate::cc::PacerConfig::default(),
@@ -193,7 +198,7 @@ impl std::fmt::Debug for TransportConfig {
 #[derive(Clone)]
 pub struct EndpointConfig {
     /// Builds the connection-ID generator (random 8-byte CIDs by default).
-    pub cid_generator: CidGeneratorFactory,
+    pub cid_generator: Arc<dyn CidGeneratorFactory>,
     /// Largest UDP payload we accept.
     pub max_udp_payload_size: u16,
     /// QUIC versions we speak, preferred first.
@@ -207,7 +212,7 @@ pub struct EndpointConfig {
 impl Default for EndpointConfig {
     fn default() -> Self {
         Self {
-            cid_generator: Arc::new(|| Box::new(RandomCidGenerator::default())),
+            cid_generator: Arc::new(RandomCidGenerator::default()),
             max_udp_payload_size: 1472,
             supported_versions: vec![crate::packet::VERSION_1],
             rng_seed: None,

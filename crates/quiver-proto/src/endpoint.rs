@@ -233,7 +233,7 @@ impl Endpoint {
             rng.fill_bytes(&mut k);
             k
         });
-        let cid_gen = (config.cid_generator)();
+        let cid_gen = config.cid_generator.build();
         let tokens = Tokens::new(config.rng_seed);
         Self {
             reset_key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),

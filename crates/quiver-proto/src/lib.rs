@@ -17,12 +17,16 @@
 //! After any call that changes state, steps 2–3 must be repeated.
 //!
 //! ## Extension points
-//! Each hook is a trait or an explicit API in one module:
+//! Each hook is a trait or an explicit API in one module. Hooks that replace a behaviour
+//! are plugged in one way: an `Arc<dyn …Factory>` in the configuration, always set (a
+//! default is built in), asked for a fresh object per connection, path or endpoint (see
+//! [`config`]); observers ([`qlog::SubscriberFactory`]) are optional.
 //! - [`sched::Scheduler`] — which stream fills the next STREAM frame (FCFS, RR, EDF with
 //!   deadline drop, ABS, multi-level, PIFO built in); each stream carries a
 //!   [`sched::StreamClass`] given at [`connection::Connection::open_with`];
 //! - [`cc::Controller`] — congestion control (window and pacing rate) fed per-ACK samples;
-//! - [`cid::ConnectionIdGenerator`] — how connection IDs are minted (routing in CIDs);
+//! - [`cid::ConnectionIdGenerator`] ([`cid::CidGeneratorFactory`]) — how connection IDs
+//!   are minted (routing in CIDs);
 //! - [`qlog::EventSubscriber`] — a typed stream of connection events (packets, frames,
 //!   loss, recovery metrics, keys, state), serialised as qlog by [`qlog::JsonSeqWriter`];
 //! - the data model keeps one packet-number space per path in the application epoch
@@ -121,7 +125,7 @@ pub mod token;
 pub mod transport_params;
 pub mod version;
 
-pub use cid::{ConnectionId, ConnectionIdGenerator, RandomCidGenerator};
+pub use cid::{CidGeneratorFactory, ConnectionId, ConnectionIdGenerator, RandomCidGenerator};
 pub use coding::VarInt;
 pub use endpoint::{ConnectionHandle, DatagramEvent, Endpoint};
 pub use error::{TransportError, TransportErrorCode};

@@ -128,8 +128,9 @@ pub trait Controller: Send {
     fn clone_box(&self) -> Box<dyn Controller>;
 }
 
-/// Builds a [`Controller`] for a new path; held in the configuration.
-pub trait ControllerFactory: Send + Sync {
+/// Builds a [`Controller`] for a new path; held in
+/// [`crate::config::TransportConfig::congestion_controller`].
+pub trait ControllerFactory: Send + Sync + std::fmt::Debug {
     /// A controller for a path whose maximum datagram size is `max_datagram_size`.
     fn build(&self, now: Instant, max_datagram_size: u16) -> Box<dyn Controller>;
 }

@@ -501,12 +501,8 @@ pub(crate) struct ConnectionInit {
 impl Connection {
     pub(crate) fn new(init: ConnectionInit) -> Self {
         let config = init.config;
-        let cc_factory = config
-            .congestion_controller
-            .clone()
-            .unwrap_or_else(|| Arc::new(crate::cc::NewRenoConfig::default()));
         let mtu = config.initial_mtu.max(1200).min(init.max_udp_payload_size);
-        let cc = cc_factory.build(init.now, mtu);
+        let cc = config.congestion_controller.build(init.now, mtu);
         let mut levels: [Level; 3] = Default::default();
         levels[0].local = Some(DirKeys::from(init.initial_keys.local));
         levels[0].remote = Some(DirKeys::from(init.initial_keys.remote));

@@ -750,12 +750,7 @@ impl Connection {
     }
 
     fn config_cc(&self, now: Instant) -> Box<dyn Controller> {
-        let factory = self
-            .config
-            .congestion_controller
-            .clone()
-            .unwrap_or_else(|| std::sync::Arc::new(crate::cc::NewRenoConfig::default()));
-        factory.build(now, self.path.mtu)
+        self.config.congestion_controller.build(now, self.path.mtu)
     }
 
     fn fresh_congestion(&self, now: Instant) -> (Box<dyn Controller>, RttEstimator, Pacer) {

@@ -1082,7 +1082,7 @@ fn one_packet_retransmits_lost_data_when_the_window_is_reduced() {
 
 /// A controller with a fixed window and pacing rate that records, per ACK, the
 /// window-usage fields of the sample it was given.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 struct UsageRecorder {
     window: u64,
     pacing_rate: Option<u64>,
@@ -1130,7 +1130,7 @@ fn pacing_delayed_sender_counts_as_window_limited() {
         seen: Arc::default(),
     };
     let client_t = TransportConfig {
-        congestion_controller: Some(Arc::new(rec.clone())),
+        congestion_controller: Arc::new(rec.clone()),
         ..bulk_transport()
     };
     let mut p = Pair::established(bulk_transport(), client_t);
@@ -1218,10 +1218,10 @@ fn window_limited_sender_grows_the_window() {
 fn gso_segments_follow_discovered_mtu_within_64k() {
     let big_windows = TransportConfig {
         max_idle_timeout: Some(Duration::from_secs(10)),
-        congestion_controller: Some(std::sync::Arc::new(crate::cc::NewRenoConfig {
+        congestion_controller: std::sync::Arc::new(crate::cc::NewRenoConfig {
             initial_window: Some(1 << 20),
             ..Default::default()
-        })),
+        }),
         ..TransportConfig::default()
     };
     let mut p = Pair::established(big_windows.clone(), big_windows);

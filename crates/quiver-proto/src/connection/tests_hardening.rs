@@ -166,7 +166,13 @@ fn acknowledged_retirements_do_not_accumulate() {
 /// connection fails to start, the first one gets no extra IDs but works.
 #[test]
 fn colliding_cid_generator_does_not_hang() {
+    #[derive(Debug)]
     struct Constant;
+    impl crate::cid::CidGeneratorFactory for Constant {
+        fn build(&self) -> Box<dyn ConnectionIdGenerator> {
+            Box::new(Constant)
+        }
+    }
     impl ConnectionIdGenerator for Constant {
         fn generate(&mut self, _rng: &mut dyn rand::RngCore) -> ConnectionId {
             ConnectionId::new(&[0xab; 8]).unwrap()
@@ -179,7 +185,7 @@ fn colliding_cid_generator_does_not_hang() {
     p.client = Endpoint::new(
         Arc::new(EndpointConfig {
             rng_seed: Some(9),
-            cid_generator: Arc::new(|| Box::new(Constant)),
+            cid_generator: Arc::new(Constant),
             ..EndpointConfig::default()
         }),
         None,

@@ -56,7 +56,7 @@ pub(super) fn class_of(spec: &ClassSpec, deadline: Deadline) -> StreamClass {
 fn transport(kind: SchedulerKind, cc: Cc) -> TransportConfig {
     TransportConfig {
         scheduler: Arc::new(kind),
-        congestion_controller: Some(cc.factory()),
+        congestion_controller: cc.factory(),
         max_concurrent_bidi_streams: 1000,
         max_idle_timeout: Some(Duration::from_secs(120)),
         ..TransportConfig::default()
