@@ -1,6 +1,6 @@
 //! [`Connection`] and [`Connecting`]: application handles on one QUIC connection.
 
-use crate::error::{ConnectionError, SendDatagramError};
+use crate::error::{ClosedStream, ConnectionError, SendDatagramError};
 use crate::state::{dir_idx, wake, ConnId, Shared, State};
 use crate::streams::{RecvStream, SendStream};
 use bytes::Bytes;
@@ -132,6 +132,68 @@ impl Connection {
         ))
     }
 
+    /// Poll-based [`open_bi_with`](Self::open_bi_with), for code that implements
+    /// poll-style traits (such as an HTTP/3 binding). Registers `cx` to be woken when the
+    /// peer's stream limit rises; the stream exists as soon as this returns `Ready(Ok)`.
+    pub fn poll_open_bi(
+        &self,
+        cx: &mut Context<'_>,
+        class: &StreamClass,
+    ) -> Poll<Result<(SendStream, RecvStream), ConnectionError>> {
+        self.poll_open(cx, Dir::Bi, class)
+            .map_ok(|id| self.bi_streams(id))
+    }
+
+    /// Poll-based [`open_uni_with`](Self::open_uni_with); see
+    /// [`poll_open_bi`](Self::poll_open_bi).
+    pub fn poll_open_uni(
+        &self,
+        cx: &mut Context<'_>,
+        class: &StreamClass,
+    ) -> Poll<Result<SendStream, ConnectionError>> {
+        self.poll_open(cx, Dir::Uni, class).map_ok(|id| {
+            let mut st = self.inner.shared.lock();
+            SendStream::new(self.inner.clone_locked(&mut st), &mut st, id)
+        })
+    }
+
+    /// Poll-based [`accept_bi`](Self::accept_bi): registers `cx` to be woken when the
+    /// peer opens a bidirectional stream.
+    pub fn poll_accept_bi(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(SendStream, RecvStream), ConnectionError>> {
+        self.poll_accept(cx, Dir::Bi)
+            .map_ok(|id| self.bi_streams(id))
+    }
+
+    /// Poll-based [`accept_uni`](Self::accept_uni).
+    pub fn poll_accept_uni(
+        &self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<RecvStream, ConnectionError>> {
+        self.poll_accept(cx, Dir::Uni).map_ok(|id| {
+            let mut st = self.inner.shared.lock();
+            RecvStream::new(self.inner.clone_locked(&mut st), &mut st, id)
+        })
+    }
+
+    /// Change the scheduling class of the send side of stream `id` (one this endpoint
+    /// opened, or the peer-opened bidirectional stream it answers on), without holding
+    /// its [`SendStream`]: an HTTP/3 layer that learns a request's priority from a
+    /// header or a PRIORITY_UPDATE frame uses this. A relative deadline counts from now.
+    pub fn set_stream_class(&self, id: StreamId, class: &StreamClass) -> Result<(), ClosedStream> {
+        let result = {
+            let mut st = self.inner.shared.lock();
+            match st.parts(self.inner.id) {
+                Some((_, Some(pc))) => pc.set_class(Instant::now(), id, class),
+                _ => Err(ClosedStream),
+            }
+        };
+        self.inner.shared.wake_driver();
+        result
+    }
+
     fn bi_streams(&self, id: StreamId) -> (SendStream, RecvStream) {
         let mut st = self.inner.shared.lock();
         let send = SendStream::new(self.inner.clone_locked(&mut st), &mut st, id);
@@ -215,7 +277,13 @@ impl Connection {
 
     /// Wait for the next received datagram.
     pub async fn read_datagram(&self) -> Result<Bytes, ConnectionError> {
-        poll_fn(|cx| {
+        poll_fn(|cx| self.poll_read_datagram(cx)).await
+    }
+
+    /// Poll-based [`read_datagram`](Self::read_datagram): registers `cx` to be woken when
+    /// a datagram arrives.
+    pub fn poll_read_datagram(&self, cx: &mut Context<'_>) -> Poll<Result<Bytes, ConnectionError>> {
+        {
             let mut st = self.inner.shared.lock();
             let Some((cs, pc)) = st.parts(self.inner.id) else {
                 return Poll::Ready(Err(ConnectionError::LocallyClosed));
@@ -228,8 +296,7 @@ impl Connection {
             }
             cs.datagram_wakers.register(cx);
             Poll::Pending
-        })
-        .await
+        }
     }
 
     /// Largest datagram payload that fits in one packet now; `None` if the peer does not

@@ -130,6 +130,19 @@ impl SendStream {
         .await
     }
 
+    /// Poll-based [`write`](Self::write) with typed errors (the [`AsyncWrite`]
+    /// implementation maps them to `io::Error`): takes as many bytes of `buf` as
+    /// flow control allows, or registers `cx` to be woken when credit opens.
+    ///
+    /// [`AsyncWrite`]: tokio::io::AsyncWrite
+    pub fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<Result<usize, WriteError>> {
+        self.poll_write_inner(cx, buf)
+    }
+
     fn poll_write_inner(
         &mut self,
         cx: &mut Context<'_>,
@@ -300,7 +313,10 @@ impl RecvStream {
         result
     }
 
-    fn poll_read_chunk(
+    /// Poll-based [`read_chunk`](Self::read_chunk): the next chunk of at most `max_len`
+    /// bytes in order, `None` at the end, or `Pending` with `cx` registered to be woken
+    /// when data arrives.
+    pub fn poll_read_chunk(
         &mut self,
         cx: &mut Context<'_>,
         max_len: usize,

@@ -265,3 +265,49 @@ async fn client_moves_to_server_preferred_address() {
         "the server sends from its preferred address"
     );
 }
+
+#[tokio::test]
+async fn poll_based_api_opens_reads_writes_and_reclasses() {
+    use std::future::poll_fn;
+    init_tracing();
+    let p = pair(Windows::Default, CipherSuites::All).await;
+    let class = quiver::StreamClass::new();
+    let (mut send, mut recv) = within(poll_fn(|cx| p.conn.poll_open_bi(cx, &class)))
+        .await
+        .expect("poll_open_bi");
+    let mut urgent = class;
+    urgent.priority = 0;
+    p.conn
+        .set_stream_class(send.id(), &urgent)
+        .expect("set_stream_class on an open stream");
+    let req = get_request(5000);
+    let mut at = 0;
+    while at < req.len() {
+        at += within(poll_fn(|cx| send.poll_send(cx, &req[at..])))
+            .await
+            .expect("poll_send");
+    }
+    send.finish().expect("finish");
+    let mut got = Vec::new();
+    while let Some(chunk) = within(poll_fn(|cx| recv.poll_read_chunk(cx, 1000)))
+        .await
+        .expect("poll_read_chunk")
+    {
+        assert!(chunk.len() <= 1000);
+        got.extend_from_slice(&chunk);
+    }
+    assert_pattern(&got, 5000);
+    // A stream that was never opened cannot be re-classed.
+    assert!(p
+        .conn
+        .set_stream_class(quiver::StreamId(4000), &urgent)
+        .is_err());
+    // Datagrams through the poll API: the test server echoes them.
+    p.conn
+        .send_datagram(bytes::Bytes::from_static(b"dg"))
+        .expect("send datagram");
+    let d = within(poll_fn(|cx| p.conn.poll_read_datagram(cx)))
+        .await
+        .expect("poll_read_datagram");
+    assert_eq!(&d[..], b"dg");
+}
