@@ -118,7 +118,7 @@ impl Client {
         priority: Priority,
     ) -> Result<(), H3Error> {
         let id = stream_id.into_inner();
-        if id % 4 != 0 {
+        if !id.is_multiple_of(4) {
             return Err(H3Error::NotARequestStream(id));
         }
         self.shared

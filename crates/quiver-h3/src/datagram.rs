@@ -67,7 +67,7 @@ impl HttpDatagrams {
     /// Send `payload` as an HTTP Datagram of request stream `stream_id`.
     pub fn send(&self, stream_id: StreamId, payload: &[u8]) -> Result<(), H3Error> {
         let id = stream_id.into_inner();
-        if id % 4 != 0 {
+        if !id.is_multiple_of(4) {
             return Err(H3Error::NotARequestStream(id));
         }
         self.conn

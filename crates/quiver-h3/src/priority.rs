@@ -289,7 +289,7 @@ impl ControlTap {
 /// A PRIORITY_UPDATE payload: prioritized element ID, then the field value.
 fn parse_update(payload: &[u8]) -> Option<ControlEvent> {
     let (id, n) = varint::decode(payload)?;
-    if id % 4 != 0 {
+    if !id.is_multiple_of(4) {
         return Some(ControlEvent::BadId(id));
     }
     Some(ControlEvent::Update {

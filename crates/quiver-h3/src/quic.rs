@@ -2,10 +2,10 @@
 //! Quiver's [`quiver::Connection`] and streams.
 //!
 //! Two things happen here beyond plain forwarding:
-//! - the peer's **control stream** is read through a passive [`ControlTap`] that picks out
+//! - the peer's **control stream** is read through a passive tap that picks out
 //!   PRIORITY_UPDATE frames (h3 ignores them) and applies them to the stream classes of
 //!   this connection (see [`crate::priority`]);
-//! - our **control stream** is shared with [`ConnShared::send_control`], so that
+//! - our **control stream** is shared with the convenience API, so that
 //!   PRIORITY_UPDATE frames can be written between the frames h3 writes.
 
 use crate::codes;
@@ -488,7 +488,8 @@ enum SendKind<B: Buf> {
     /// A stream h3 writes alone.
     Plain {
         stream: quiver::SendStream,
-        writing: Option<WriteBuf<B>>,
+        /// Boxed: h3's write buffer is large and most streams never write.
+        writing: Option<Box<WriteBuf<B>>>,
     },
     /// A unidirectional stream whose type is not known yet: becomes `Control` if h3
     /// starts it with type 0x00, `Plain` otherwise.
@@ -586,7 +587,7 @@ impl<B: Buf> quic::SendStream<B> for SendStream<B> {
                         ),
                     });
                 }
-                *writing = Some(data);
+                *writing = Some(Box::new(data));
                 Ok(())
             }
             SendKind::Control(shared) => {
