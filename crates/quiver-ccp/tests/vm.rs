@@ -35,13 +35,19 @@ fn reno_program_reports_once_per_rtt_and_resets_volatile_fields() {
     // One ACK of 1000 bytes every 1 ms for 100 ms with a 20 ms RTT.
     for t in 1..=100u64 {
         let out = f.on_event(&ack(t * 1000, 1000, 10_000)).unwrap();
-        assert_eq!(out.cwnd, None, "this program leaves the window to the agent");
+        assert_eq!(
+            out.cwnd, None,
+            "this program leaves the window to the agent"
+        );
         if out.report {
             reports.push((t, f.last_report()[acked]));
         }
     }
     // Micros > 20 ms first holds at 21 ms; the timer restarts at each report.
-    assert_eq!(reports, vec![(21, 21_000), (42, 21_000), (63, 21_000), (84, 21_000)]);
+    assert_eq!(
+        reports,
+        vec![(21, 21_000), (42, 21_000), (63, 21_000), (84, 21_000)]
+    );
     assert_eq!(f.last_report().len(), 6);
     // A loss reports at once, with the loss count.
     let mut l = ack(101_000, 0, 10_000);
@@ -49,7 +55,11 @@ fn reno_program_reports_once_per_rtt_and_resets_volatile_fields() {
     assert!(f.on_event(&l).unwrap().report);
     let loss = p.report_field_index("loss").unwrap();
     assert_eq!(f.last_report()[loss], 2);
-    assert_eq!(f.last_report()[acked], 16_000, "volatile fields restart from 0 after a report");
+    assert_eq!(
+        f.last_report()[acked],
+        16_000,
+        "volatile fields restart from 0 after a report"
+    );
     assert_eq!(f.aborts(), 0);
 }
 
@@ -108,7 +118,9 @@ fn bbr_program_pulses_the_pacing_rate() {
             rates.push(r);
         }
     }
-    let cycle = [1_250_000, 750_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000];
+    let cycle = [
+        1_250_000, 750_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000, 1_000_000,
+    ];
     assert_eq!(&rates[..16], &[cycle, cycle].concat()[..]);
     assert_eq!(reports, rates.iter().filter(|r| **r == 1_250_000).count());
 }
@@ -120,9 +132,15 @@ fn arithmetic_faults_abort_the_invocation_and_are_counted() {
          (when true (:= Report.x (* Ack.bytes_acked Ack.bytes_acked)) (fallthrough))
          (when true (:= Report.x (/ Report.x d)) (:= Cwnd 5000) (report))",
     );
-    let big = Primitives { bytes_acked: 1 << 40, ..Primitives::default() };
+    let big = Primitives {
+        bytes_acked: 1 << 40,
+        ..Primitives::default()
+    };
     assert_eq!(f.on_event(&big), Err(VmError::Overflow(3)));
-    let small = Primitives { bytes_acked: 10, ..Primitives::default() };
+    let small = Primitives {
+        bytes_acked: 10,
+        ..Primitives::default()
+    };
     assert_eq!(f.on_event(&small), Err(VmError::DivByZero(6)));
     assert_eq!(f.aborts(), 2);
     assert_eq!(f.invocations(), 2);
@@ -133,7 +151,10 @@ fn arithmetic_faults_abort_the_invocation_and_are_counted() {
     assert_eq!(f.last_report(), &[25]);
 
     let mut g = flow("(def (x 0)) (when true (:= x (- Ack.bytes_acked 1)))");
-    assert_eq!(g.on_event(&Primitives::default()), Err(VmError::Underflow(2)));
+    assert_eq!(
+        g.on_event(&Primitives::default()),
+        Err(VmError::Underflow(2))
+    );
 }
 
 #[test]
@@ -157,26 +178,74 @@ fn timer_updates_and_program_changes() {
         "(def (Report (volatile t 0)) (base 7))
          (when (> Micros 1000) (:= Report.t Micros) (:= Micros 200) (report))",
     );
-    assert!(!f.on_event(&Primitives { now_us: 1000, ..Default::default() }).unwrap().report);
-    assert!(f.on_event(&Primitives { now_us: 1001, ..Default::default() }).unwrap().report);
+    assert!(
+        !f.on_event(&Primitives {
+            now_us: 1000,
+            ..Default::default()
+        })
+        .unwrap()
+        .report
+    );
+    assert!(
+        f.on_event(&Primitives {
+            now_us: 1001,
+            ..Default::default()
+        })
+        .unwrap()
+        .report
+    );
     assert_eq!(f.last_report(), &[1001]);
     // The timer restarted at 200 µs: 801 µs later it is at 1001 again.
-    assert!(!f.on_event(&Primitives { now_us: 1801, ..Default::default() }).unwrap().report);
-    assert!(f.on_event(&Primitives { now_us: 1802, ..Default::default() }).unwrap().report);
+    assert!(
+        !f.on_event(&Primitives {
+            now_us: 1801,
+            ..Default::default()
+        })
+        .unwrap()
+        .report
+    );
+    assert!(
+        f.on_event(&Primitives {
+            now_us: 1802,
+            ..Default::default()
+        })
+        .unwrap()
+        .report
+    );
     assert_eq!(f.last_report(), &[1001]);
 
     // Report variables and Micros cannot be updated by the agent; Cwnd and Rate can.
     let t = f.program().reg_of("Report.t").unwrap();
     assert_eq!(f.stage_update(t, 1), Err(UpdateError::NotUpdatable(t)));
-    f.stage_update(Reg::Implicit(Implicit::Rate), 123_456).unwrap();
-    let out = f.on_event(&Primitives { now_us: 1900, ..Default::default() }).unwrap();
+    f.stage_update(Reg::Implicit(Implicit::Rate), 123_456)
+        .unwrap();
+    let out = f
+        .on_event(&Primitives {
+            now_us: 1900,
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(out.rate, Some(123_456));
 
     // A program change restarts variables and the timer at the next invocation.
     let next = Arc::new(compile("(def (Report (n 5))) (when (> Micros 10) (report))").unwrap());
     f.stage_program(next);
-    assert!(!f.on_event(&Primitives { now_us: 5000, ..Default::default() }).unwrap().report);
-    assert!(f.on_event(&Primitives { now_us: 5011, ..Default::default() }).unwrap().report);
+    assert!(
+        !f.on_event(&Primitives {
+            now_us: 5000,
+            ..Default::default()
+        })
+        .unwrap()
+        .report
+    );
+    assert!(
+        f.on_event(&Primitives {
+            now_us: 5011,
+            ..Default::default()
+        })
+        .unwrap()
+        .report
+    );
     assert_eq!(f.last_report(), &[5]);
 }
 
@@ -189,6 +258,10 @@ fn infinity_and_missing_rtt_samples() {
     // No sample (0) reads as +infinity, so the minimum is unchanged.
     f.on_event(&Primitives::default()).unwrap();
     assert_eq!(f.last_report(), &[u64::MAX]);
-    f.on_event(&Primitives { rtt_sample_us: 900, ..Default::default() }).unwrap();
+    f.on_event(&Primitives {
+        rtt_sample_us: 900,
+        ..Default::default()
+    })
+    .unwrap();
     assert_eq!(f.last_report(), &[900]);
 }
