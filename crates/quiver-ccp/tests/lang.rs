@@ -42,16 +42,9 @@ fn encoding_matches_portus() {
 /// portus's `commands` test program: the same events and instruction stream.
 #[test]
 fn instructions_match_portus_compiler() {
+    // portus's own test program, verbatim (`Report.foo` declared outside `(Report ...)`).
     let p = compile(
         "(def (Report.foo 0))
-         (when true (bind Report.foo 4) (fallthrough))
-         (when (> Micros 3000) (bind Report.foo 5) (report) (:= Micros 0))",
-    );
-    // portus accepted `Report.foo` declared outside `(Report ...)` as a control variable
-    // whose name starts with "Report."; Quiver rejects that prefix outside the block.
-    assert!(p.is_err());
-    let p = compile(
-        "(def (Report (foo 0)))
          (when true (bind Report.foo 4) (fallthrough))
          (when (> Micros 3000) (bind Report.foo 5) (report) (:= Micros 0))",
     )

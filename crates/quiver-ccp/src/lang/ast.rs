@@ -204,10 +204,12 @@ fn decl(e: &SExpr, report: bool, out: &mut Vec<Decl>, diags: &mut Vec<Diagnostic
         return;
     };
     let span = name.span;
-    let name = if report {
-        format!("Report.{n}")
+    // Inside `(Report ...)` names get the prefix; outside, portus also treats a name that
+    // already has it as a report variable.
+    let (name, report) = if report {
+        (format!("Report.{n}"), true)
     } else {
-        n.clone()
+        (n.clone(), n.starts_with("Report."))
     };
     out.push(Decl {
         name,
