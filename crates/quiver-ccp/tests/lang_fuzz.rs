@@ -100,10 +100,18 @@ fn exercise(p: Program, inputs: &[Primitives]) {
 }
 
 fn check_compiled(src: &str, inputs: &[Primitives]) {
-    if let Ok(p) = compile(src) {
-        let back = Program::decode(&p.encode()).expect("compiled programs decode");
-        assert_eq!(back.instrs(), p.instrs());
-        exercise(p, inputs);
+    match compile(src) {
+        Ok(p) => {
+            let back = Program::decode(&p.encode()).expect("compiled programs decode");
+            assert_eq!(back.instrs(), p.instrs());
+            let _ = p.to_string();
+            exercise(p, inputs);
+        }
+        Err(e) => {
+            // Every rejection explains itself, and rendering it cannot panic either.
+            assert!(!e.diagnostics.is_empty());
+            assert!(e.render(src, "fuzz.ccp").contains("fuzz.ccp:"));
+        }
     }
 }
 
@@ -155,6 +163,7 @@ proptest! {
             .map(|(a, b, c, d)| Event { flag_idx: a, num_flag_instrs: b, body_idx: c, num_body_instrs: d })
             .collect();
         if let Ok(p) = Program::new(events, instrs) {
+            let _ = p.to_string();
             let back = Program::decode(&p.encode()).expect("round trip");
             prop_assert_eq!(back.instrs(), p.instrs());
             prop_assert_eq!(back.events(), p.events());
