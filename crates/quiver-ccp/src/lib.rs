@@ -10,6 +10,9 @@
 //! algorithms, and the `quiver_proto::cc::Controller` implementation that binds a QUIC
 //! connection to an agent. Each part documents its own extension points.
 
+pub mod agent;
+pub mod algs;
+pub mod datapath;
 pub mod ipc;
 pub mod lang;
 pub mod vm;
