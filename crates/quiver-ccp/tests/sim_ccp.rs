@@ -18,6 +18,7 @@ use std::time::Duration;
 const RATE: u64 = 96_000_000;
 const ONE_WAY: Duration = Duration::from_millis(10);
 
+#[allow(clippy::field_reassign_with_default)] // LinkConfig is non-exhaustive
 fn link(loss: f64) -> LinkConfig {
     let bdp = (RATE / 8) as f64 * 2.0 * ONE_WAY.as_secs_f64();
     let mut l = LinkConfig::default();
@@ -31,9 +32,10 @@ fn link(loss: f64) -> LinkConfig {
 }
 
 fn transport(cc: Arc<dyn ControllerFactory>) -> TransportConfig {
-    let mut t = TransportConfig::default();
-    t.congestion_controller = Some(cc);
-    t
+    TransportConfig {
+        congestion_controller: Some(cc),
+        ..TransportConfig::default()
+    }
 }
 
 /// Per-interval goodput (Mbit/s, server→client link deliveries) and queueing delay
@@ -44,7 +46,13 @@ struct Trace {
     completed: bool,
 }
 
-fn run(cc: Arc<dyn ControllerFactory>, loss: f64, bytes: usize, secs: u64, mid: impl FnOnce()) -> Trace {
+fn run(
+    cc: Arc<dyn ControllerFactory>,
+    loss: f64,
+    bytes: usize,
+    secs: u64,
+    mid: impl FnOnce(),
+) -> Trace {
     let client = ClientApp::new(client_config(TransportConfig::default()), 1, bytes);
     let mut pair = Pair::new(7, link(loss), transport(cc), client);
     let step = 2 * ONE_WAY;
@@ -59,33 +67,56 @@ fn run(cc: Arc<dyn ControllerFactory>, loss: f64, bytes: usize, secs: u64, mid: 
             }
         }
         pair.sim.run_for(step);
-        let delivered = pair.sim.link_stats(pair.server, pair.client).map_or(0, |s| s.delivered_bytes);
+        let delivered = pair
+            .sim
+            .link_stats(pair.server, pair.client)
+            .map_or(0, |s| s.delivered_bytes);
         mbps.push((delivered - last) as f64 * 8.0 / step.as_secs_f64() / 1e6);
         last = delivered;
         let node = pair.server_node();
         let h = node.ep.connection_handles().next();
         if let Some(c) = h.and_then(|h| node.ep.connection(h)) {
-            qdelay_ms.push((c.stats().rtt.as_secs_f64() - 2.0 * ONE_WAY.as_secs_f64()).max(0.0) * 1e3);
+            qdelay_ms
+                .push((c.stats().rtt.as_secs_f64() - 2.0 * ONE_WAY.as_secs_f64()).max(0.0) * 1e3);
         }
         if pair.client().done_at.is_some() {
             break;
         }
     }
     let node = pair.server_node();
-    if let Some(c) = node.ep.connection_handles().next().and_then(|h| node.ep.connection(h)) {
+    if let Some(c) = node
+        .ep
+        .connection_handles()
+        .next()
+        .and_then(|h| node.ep.connection(h))
+    {
         let s = c.stats();
-        eprintln!("congestion events {} lost {} cwnd {}", s.congestion_events, s.packets_lost, s.cwnd);
+        eprintln!(
+            "congestion events {} lost {} cwnd {}",
+            s.congestion_events, s.packets_lost, s.cwnd
+        );
     }
     let c = pair.client();
-    Trace { mbps, qdelay_ms, completed: c.done_at.is_some() && c.corrupt == 0 }
+    Trace {
+        mbps,
+        qdelay_ms,
+        completed: c.done_at.is_some() && c.corrupt == 0,
+    }
 }
 
-fn ccp(alg: &str, interval: ReportInterval, fallback: Duration) -> (InlineAgent, Arc<dyn ControllerFactory>) {
+fn ccp(
+    alg: &str,
+    interval: ReportInterval,
+    fallback: Duration,
+) -> (InlineAgent, Arc<dyn ControllerFactory>) {
     let agent = InlineAgent::new(Agent::new(algs::by_name(alg, interval).unwrap()));
     let a = agent.clone();
     let f = CcpControllerFactory::with_transport(
         move || Ok(Box::new(a.connect()) as Box<dyn DatapathTransport>),
-        CcpConfig { fallback_after: fallback, alg: alg.into() },
+        CcpConfig {
+            fallback_after: fallback,
+            alg: alg.into(),
+        },
     );
     (agent, Arc::new(f))
 }
@@ -97,7 +128,9 @@ fn mean(v: &[f64]) -> f64 {
 fn pct(v: &[f64], p: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
-    s.get(((s.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0.0)
+    s.get(((s.len() as f64 - 1.0) * p) as usize)
+        .copied()
+        .unwrap_or(0.0)
 }
 
 /// Steady-state part of a trace (after slow start: from the second second on).
@@ -125,15 +158,25 @@ fn assert_close(name: &str, native: &Trace, ccp: &Trace, goodput_tol: f64, check
         "{name}: goodput native {nm:.1} ccp {cm:.1} Mbit/s; qdelay p50 {:.1}/{:.1} p90 {:.1}/{:.1} ms",
         pct(nq, 0.5), pct(cq, 0.5), pct(nq, 0.9), pct(cq, 0.9)
     );
-    assert!((cm - nm).abs() <= goodput_tol * nm, "{name}: mean goodput {cm:.1} vs native {nm:.1}");
+    assert!(
+        (cm - nm).abs() <= goodput_tol * nm,
+        "{name}: mean goodput {cm:.1} vs native {nm:.1}"
+    );
     // the queue never exceeds the 1-BDP buffer (20 ms at this rate) in either run
-    assert!(pct(cq, 0.99) <= 25.0, "{name}: queueing delay p99 {:.1} ms", pct(cq, 0.99));
+    assert!(
+        pct(cq, 0.99) <= 25.0,
+        "{name}: queueing delay p99 {:.1} ms",
+        pct(cq, 0.99)
+    );
     if !check_qdelay {
         return;
     }
     for p in [0.5, 0.9] {
         let (a, b) = (pct(nq, p), pct(cq, p));
-        assert!((a - b).abs() <= 0.3 * a + 2.0, "{name}: queueing delay p{p} {b:.1} vs native {a:.1}");
+        assert!(
+            (a - b).abs() <= 0.3 * a + 2.0,
+            "{name}: queueing delay p{p} {b:.1} vs native {a:.1}"
+        );
     }
 }
 
@@ -166,13 +209,27 @@ fn ccp_reno_matches_native_reno_on_lossy_link() {
 
 #[test]
 fn transfer_completes_on_fallback_when_the_agent_dies() {
-    let (agent, f) = ccp("cubic", ReportInterval::Every(Duration::from_millis(10)), Duration::from_millis(200));
+    let (agent, f) = ccp(
+        "cubic",
+        ReportInterval::Every(Duration::from_millis(10)),
+        Duration::from_millis(200),
+    );
     let a = agent.clone();
     let t = run(f, 0.0, 30_000_000, 20, move || a.kill());
-    assert!(t.completed, "the download must finish on NewReno after the agent died");
+    assert!(
+        t.completed,
+        "the download must finish on NewReno after the agent died"
+    );
     let reports = agent.with(|a| a.stats().reports).unwrap();
-    assert!(reports > 10, "the agent ran before it died: {reports} reports");
+    assert!(
+        reports > 10,
+        "the agent ran before it died: {reports} reports"
+    );
     // throughput did not collapse after the kill (the fallback keeps the link busy)
     let after = &t.mbps[t.mbps.len() / 2..t.mbps.len() - 1];
-    assert!(mean(after) > 40.0, "fallback goodput {:.1} Mbit/s", mean(after));
+    assert!(
+        mean(after) > 40.0,
+        "fallback goodput {:.1} Mbit/s",
+        mean(after)
+    );
 }

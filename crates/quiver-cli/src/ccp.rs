@@ -1,7 +1,8 @@
 //! `quiver ccp ...`: the congestion control plane (issue 12).
 //!
 //! `check` compiles a datapath program and prints its errors (or, with `--dump`, the
-//! compiled instructions); the agent lives under `agent`.
+//! compiled instructions); `agent` runs the agent on a Unix datagram socket that
+//! datapaths (`quiver_ccp::datapath::CcpControllerFactory::unix`) connect to.
 
 use std::path::PathBuf;
 
@@ -13,6 +14,22 @@ use clap::{Args, Subcommand};
 pub enum CcpCommand {
     /// Compile a CCP datapath program and report errors with line, column and a snippet.
     Check(CheckArgs),
+    /// Run the CCP agent: algorithms for every datapath flow that connects over IPC.
+    Agent(AgentArgs),
+}
+
+/// Arguments of `quiver ccp agent`.
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// Default algorithm (flows may ask for another shipped one by name): reno, cubic.
+    #[arg(long, default_value = "cubic")]
+    pub alg: String,
+    /// How often datapaths report: `rtt` (once per round trip) or a duration (`10ms`).
+    #[arg(long, default_value = "rtt")]
+    pub report_interval: String,
+    /// Unix datagram socket path to listen on (datapaths use the same path).
+    #[arg(long, default_value = "/tmp/ccp/quiver-agent")]
+    pub ipc: PathBuf,
 }
 
 /// Arguments of `quiver ccp check`.
@@ -29,7 +46,44 @@ pub struct CheckArgs {
 pub fn run(cmd: CcpCommand) -> anyhow::Result<i32> {
     match cmd {
         CcpCommand::Check(args) => check(&args),
+        CcpCommand::Agent(args) => agent(&args),
     }
+}
+
+fn agent(args: &AgentArgs) -> anyhow::Result<i32> {
+    use quiver_ccp::algs::{self, ReportInterval};
+    let interval = if args.report_interval == "rtt" {
+        ReportInterval::PerRtt
+    } else {
+        let d = quiver_netem::emu::parse_duration(&args.report_interval)
+            .map_err(|e| anyhow::anyhow!("--report-interval: {e} (use `rtt` or e.g. `10ms`)"))?;
+        anyhow::ensure!(!d.is_zero(), "--report-interval must be positive");
+        ReportInterval::Every(d)
+    };
+    let Some(default) = algs::by_name(&args.alg, interval) else {
+        anyhow::bail!(
+            "unknown algorithm {:?}; known: {}",
+            args.alg,
+            algs::NAMES.join(", ")
+        );
+    };
+    let mut agent = quiver_ccp::agent::Agent::new(default);
+    for name in algs::NAMES.iter().filter(|n| **n != args.alg) {
+        if let Some(a) = algs::by_name(name, interval) {
+            agent = agent.with_algorithm(a);
+        }
+    }
+    let mut sock = quiver_ccp::ipc::UnixAgentSocket::bind(&args.ipc)
+        .with_context(|| format!("binding {}", args.ipc.display()))?;
+    eprintln!(
+        "ccp agent: {} (report interval {}), listening on {}",
+        args.alg,
+        args.report_interval,
+        args.ipc.display()
+    );
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    agent.run(&mut sock, &stop).context("agent socket")?;
+    Ok(0)
 }
 
 fn check(args: &CheckArgs) -> anyhow::Result<i32> {

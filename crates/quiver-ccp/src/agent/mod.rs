@@ -70,7 +70,9 @@ pub struct Report<'a> {
 impl Report<'_> {
     /// The report variable `name` (with or without `Report.`).
     pub fn get(&self, name: &str) -> Option<u64> {
-        self.fields.get(self.program.report_field_index(name)?).copied()
+        self.fields
+            .get(self.program.report_field_index(name)?)
+            .copied()
     }
 
     /// Like [`Report::get`], 0 when absent.
@@ -133,18 +135,24 @@ fn resolve(program: &Program, updates: &[(&str, u64)]) -> Result<Vec<Update>, Ag
 }
 
 fn update_of(reg: Reg, value: u64) -> Update {
-    Update { reg_type: reg.type_code(), index: reg.wire_value(), value }
+    Update {
+        reg_type: reg.type_code(),
+        index: reg.wire_value(),
+        value,
+    }
 }
 
 impl DatapathHandle<'_> {
     /// Set the congestion window in bytes.
     pub fn set_cwnd(&mut self, bytes: u64) {
-        self.commands.push(Command::Update(vec![Update::cwnd(bytes)]));
+        self.commands
+            .push(Command::Update(vec![Update::cwnd(bytes)]));
     }
 
     /// Set the pacing rate in bytes per second (0 lets the datapath derive it).
     pub fn set_rate(&mut self, bytes_per_sec: u64) {
-        self.commands.push(Command::Update(vec![Update::rate(bytes_per_sec)]));
+        self.commands
+            .push(Command::Update(vec![Update::rate(bytes_per_sec)]));
     }
 
     /// Set program variables (control variables, `Cwnd`, `Rate`) by name.
@@ -210,7 +218,12 @@ impl Agent {
     /// An agent whose default algorithm is `default` (used when CREATE names none or an
     /// unknown one).
     pub fn new(default: Box<dyn AlgorithmFactory>) -> Self {
-        Self { factories: vec![default], programs: Vec::new(), peers: HashMap::new(), stats: AgentStats::default() }
+        Self {
+            factories: vec![default],
+            programs: Vec::new(),
+            peers: HashMap::new(),
+            stats: AgentStats::default(),
+        }
     }
 
     /// Also offer `alg` to flows that ask for it by name.
@@ -230,10 +243,15 @@ impl Agent {
     }
 
     fn uid_of(&mut self, program: &Arc<Program>) -> Result<u32, AgentError> {
-        if let Some(i) = self.programs.iter().position(|p| Arc::ptr_eq(p, program) || **p == **program) {
+        if let Some(i) = self
+            .programs
+            .iter()
+            .position(|p| Arc::ptr_eq(p, program) || **p == **program)
+        {
             return Ok(i as u32 + 1);
         }
-        let uid = u32::try_from(self.programs.len() + 1).map_err(|_| AgentError::TooManyPrograms)?;
+        let uid =
+            u32::try_from(self.programs.len() + 1).map_err(|_| AgentError::TooManyPrograms)?;
         self.programs.push(Arc::clone(program));
         Ok(uid)
     }
@@ -316,8 +334,17 @@ impl Agent {
                     .cloned()
                     .unwrap_or_else(|| Arc::clone(&flow.program));
                 let mut commands = Vec::new();
-                let mut dp = DatapathHandle { program: &flow.program, commands: &mut commands };
-                flow.alg.on_report(&Report { program: &report_prog, fields: &m.fields }, &mut dp);
+                let mut dp = DatapathHandle {
+                    program: &flow.program,
+                    commands: &mut commands,
+                };
+                flow.alg.on_report(
+                    &Report {
+                        program: &report_prog,
+                        fields: &m.fields,
+                    },
+                    &mut dp,
+                );
                 if commands.is_empty() {
                     commands.push(Command::Update(Vec::new()));
                 }
@@ -332,10 +359,20 @@ impl Agent {
                         }
                         Command::Change(p, u) => {
                             if any {
-                                push(&mut out, msg.sid, Body::UpdateFields(UpdateFields { updates: std::mem::take(&mut pending) }));
+                                push(
+                                    &mut out,
+                                    msg.sid,
+                                    Body::UpdateFields(UpdateFields {
+                                        updates: std::mem::take(&mut pending),
+                                    }),
+                                );
                                 any = false;
                             }
-                            if let Some(f) = self.peers.get_mut(peer).and_then(|s| s.flows.get_mut(&msg.sid)) {
+                            if let Some(f) = self
+                                .peers
+                                .get_mut(peer)
+                                .and_then(|s| s.flows.get_mut(&msg.sid))
+                            {
                                 f.program = Arc::clone(&p);
                             }
                             self.change(peer, msg.sid, &p, u, &mut out);
@@ -343,7 +380,11 @@ impl Agent {
                     }
                 }
                 if any {
-                    push(&mut out, msg.sid, Body::UpdateFields(UpdateFields { updates: pending }));
+                    push(
+                        &mut out,
+                        msg.sid,
+                        Body::UpdateFields(UpdateFields { updates: pending }),
+                    );
                 }
             }
             _ => self.stats.bad_messages += 1,
@@ -352,7 +393,14 @@ impl Agent {
         out
     }
 
-    fn change(&mut self, peer: &PeerId, sid: u32, program: &Arc<Program>, updates: Vec<Update>, out: &mut Vec<Vec<u8>>) {
+    fn change(
+        &mut self,
+        peer: &PeerId,
+        sid: u32,
+        program: &Arc<Program>,
+        updates: Vec<Update>,
+        out: &mut Vec<Vec<u8>>,
+    ) {
         let uid = match self.uid_of(program) {
             Ok(u) => u,
             Err(e) => {
@@ -365,7 +413,14 @@ impl Agent {
             let section = ProgramSection::decode(&program.encode());
             match section {
                 Ok(program) => {
-                    push(out, 0, Body::Install(Install { program_uid: uid, program }));
+                    push(
+                        out,
+                        0,
+                        Body::Install(Install {
+                            program_uid: uid,
+                            program,
+                        }),
+                    );
                     st.installed.push(uid);
                 }
                 Err(e) => {
@@ -374,15 +429,27 @@ impl Agent {
                 }
             }
         }
-        push(out, sid, Body::ChangeProg(ChangeProg { program_uid: uid, updates }));
+        push(
+            out,
+            sid,
+            Body::ChangeProg(ChangeProg {
+                program_uid: uid,
+                updates,
+            }),
+        );
     }
 
     /// Serves `transport` until `stop` is set (checked every 100 ms) or the transport
     /// fails.
-    pub fn run<T: AgentTransport>(&mut self, transport: &mut T, stop: &AtomicBool) -> io::Result<()> {
+    pub fn run<T: AgentTransport>(
+        &mut self,
+        transport: &mut T,
+        stop: &AtomicBool,
+    ) -> io::Result<()> {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         while !stop.load(Ordering::Relaxed) {
-            let Some((n, peer)) = transport.recv(&mut buf, Some(Duration::from_millis(100)))? else {
+            let Some((n, peer)) = transport.recv(&mut buf, Some(Duration::from_millis(100)))?
+            else {
                 continue;
             };
             for reply in self.handle(&peer, &buf[..n]) {
@@ -423,7 +490,13 @@ struct InlineState {
 impl InlineAgent {
     /// Wraps `agent`.
     pub fn new(agent: Agent) -> Self {
-        Self { inner: Arc::new(Mutex::new(InlineState { agent, alive: true, next_peer: 0 })) }
+        Self {
+            inner: Arc::new(Mutex::new(InlineState {
+                agent,
+                alive: true,
+                next_peer: 0,
+            })),
+        }
     }
 
     /// A new datapath end.
@@ -435,7 +508,11 @@ impl InlineAgent {
             }
             Err(_) => 0,
         };
-        InlineDatapath { agent: self.clone(), peer: PeerId::Channel(id), inbox: VecDeque::new() }
+        InlineDatapath {
+            agent: self.clone(),
+            peer: PeerId::Channel(id),
+            inbox: VecDeque::new(),
+        }
     }
 
     /// The agent stops answering (and forgets nothing: [`InlineAgent::revive`] resumes).
@@ -473,7 +550,10 @@ impl DatapathTransport for InlineDatapath {
             .lock()
             .map_err(|_| io::Error::other("inline agent poisoned"))?;
         if !s.alive {
-            return Err(io::Error::new(io::ErrorKind::ConnectionRefused, "agent is dead"));
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionRefused,
+                "agent is dead",
+            ));
         }
         let replies = s.agent.handle(&self.peer, msg);
         self.inbox.extend(replies);
@@ -481,9 +561,14 @@ impl DatapathTransport for InlineDatapath {
     }
 
     fn try_recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        let Some(m) = self.inbox.pop_front() else { return Ok(None) };
+        let Some(m) = self.inbox.pop_front() else {
+            return Ok(None);
+        };
         if m.len() > buf.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "datagram larger than buffer"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "datagram larger than buffer",
+            ));
         }
         buf[..m.len()].copy_from_slice(&m);
         Ok(Some(m.len()))

@@ -81,7 +81,13 @@ struct Inputs {
 impl Window {
     fn new(info: &FlowInfo, interval: ReportInterval) -> Self {
         let mss = u64::from(info.mss.max(1));
-        Self { mss, cwnd: u64::from(info.init_cwnd).max(2 * mss), ssthresh: u64::MAX, recovery_until: 0, interval }
+        Self {
+            mss,
+            cwnd: u64::from(info.init_cwnd).max(2 * mss),
+            ssthresh: u64::MAX,
+            recovery_until: 0,
+            interval,
+        }
     }
 
     fn setup(&self) -> Setup {
@@ -118,7 +124,10 @@ impl Window {
 
     fn apply(&self, i: &Inputs, dp: &mut DatapathHandle<'_>) {
         if self.interval == ReportInterval::PerRtt && i.rtt > 0 {
-            let _ = dp.update(&[("Cwnd", self.cwnd), ("interval", i.rtt.min(u64::from(u32::MAX - 1)))]);
+            let _ = dp.update(&[
+                ("Cwnd", self.cwnd),
+                ("interval", i.rtt.min(u64::from(u32::MAX - 1))),
+            ]);
         } else {
             dp.set_cwnd(self.cwnd);
         }
@@ -189,7 +198,9 @@ impl Cubic {
         if self.w_max < cwnd {
             self.w_max = cwnd;
         }
-        self.k = ((self.w_max - cwnd) / (C * self.w.mss as f64)).max(0.0).cbrt();
+        self.k = ((self.w_max - cwnd) / (C * self.w.mss as f64))
+            .max(0.0)
+            .cbrt();
         self.w_est = cwnd;
         self.epoch_start = Some(now);
     }
@@ -217,7 +228,11 @@ impl Algorithm for Cubic {
         } else if i.loss > 0 {
             if self.w.new_recovery(&i) {
                 let cwnd = self.w.cwnd as f64;
-                self.w_max = if cwnd < self.w_max { cwnd * (1.0 + BETA) / 2.0 } else { cwnd };
+                self.w_max = if cwnd < self.w_max {
+                    cwnd * (1.0 + BETA) / 2.0
+                } else {
+                    cwnd
+                };
                 let new = ((cwnd * BETA) as u64).max(2 * self.w.mss);
                 self.w.ssthresh = new;
                 self.w.cwnd = new;
@@ -265,7 +280,13 @@ impl AlgorithmFactory for Shipped {
     fn new_flow(&self, info: &FlowInfo) -> Box<dyn Algorithm> {
         let w = Window::new(info, self.interval);
         match self.name {
-            "cubic" => Box::new(Cubic { w, w_max: 0.0, k: 0.0, epoch_start: None, w_est: 0.0 }),
+            "cubic" => Box::new(Cubic {
+                w,
+                w_max: 0.0,
+                k: 0.0,
+                epoch_start: None,
+                w_est: 0.0,
+            }),
             _ => Box::new(Reno { w, acc: 0 }),
         }
     }

@@ -49,7 +49,10 @@ pub struct CcpConfig {
 
 impl Default for CcpConfig {
     fn default() -> Self {
-        Self { fallback_after: Duration::from_millis(500), alg: String::new() }
+        Self {
+            fallback_after: Duration::from_millis(500),
+            alg: String::new(),
+        }
     }
 }
 
@@ -65,7 +68,9 @@ pub struct CcpControllerFactory {
 
 impl std::fmt::Debug for CcpControllerFactory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CcpControllerFactory").field("config", &self.config).finish()
+        f.debug_struct("CcpControllerFactory")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -85,13 +90,21 @@ impl CcpControllerFactory {
         connect: impl Fn() -> io::Result<Box<dyn DatapathTransport>> + Send + Sync + 'static,
         config: CcpConfig,
     ) -> Self {
-        Self { connect: Arc::new(connect), config }
+        Self {
+            connect: Arc::new(connect),
+            config,
+        }
     }
 }
 
 impl ControllerFactory for CcpControllerFactory {
     fn build(&self, now: Instant, max_datagram_size: u16) -> Box<dyn Controller> {
-        Box::new(CcpController::new(Arc::clone(&self.connect), self.config.clone(), now, max_datagram_size))
+        Box::new(CcpController::new(
+            Arc::clone(&self.connect),
+            self.config.clone(),
+            now,
+            max_datagram_size,
+        ))
     }
 }
 
@@ -194,11 +207,15 @@ impl CcpController {
     }
 
     fn now_us(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.epoch).as_micros().min(u128::from(u64::MAX)) as u64
+        now.saturating_duration_since(self.epoch)
+            .as_micros()
+            .min(u128::from(u64::MAX)) as u64
     }
 
     fn send(&mut self, msg: Message) {
-        let Some(t) = self.transport.as_mut() else { return };
+        let Some(t) = self.transport.as_mut() else {
+            return;
+        };
         match msg.to_bytes() {
             Ok(b) => {
                 if t.send(&b).is_err() {
@@ -223,7 +240,9 @@ impl CcpController {
     /// Drains the agent's messages and applies them.
     fn poll(&mut self, now: Instant) {
         loop {
-            let Some(t) = self.transport.as_mut() else { return };
+            let Some(t) = self.transport.as_mut() else {
+                return;
+            };
             let n = match t.try_recv(&mut self.buf) {
                 Ok(Some(n)) => n,
                 Ok(None) => break,
@@ -286,7 +305,9 @@ impl CcpController {
                 }
             }
             Body::ChangeProg(c) if m.sid == self.sid => {
-                let Some(p) = self.programs.get(&c.program_uid).cloned() else { return false };
+                let Some(p) = self.programs.get(&c.program_uid).cloned() else {
+                    return false;
+                };
                 self.program_uid = c.program_uid;
                 match self.vm.as_mut() {
                     Some(vm) => vm.stage_program(p),
@@ -333,7 +354,13 @@ impl CcpController {
                     let fields = vm.last_report().to_vec();
                     self.stats.reports += 1;
                     let uid = self.program_uid;
-                    self.send(Message::new(self.sid, Body::Measure(Measure { program_uid: uid, fields })));
+                    self.send(Message::new(
+                        self.sid,
+                        Body::Measure(Measure {
+                            program_uid: uid,
+                            fields,
+                        }),
+                    ));
                 }
             }
             Err(e) => tracing::debug!(%e, "ccp datapath: program invocation aborted"),
@@ -356,7 +383,13 @@ impl Drop for CcpController {
     fn drop(&mut self) {
         // an empty report closes the flow in the agent (portus convention)
         let uid = self.program_uid;
-        self.send(Message::new(self.sid, Body::Measure(Measure { program_uid: uid, fields: Vec::new() })));
+        self.send(Message::new(
+            self.sid,
+            Body::Measure(Measure {
+                program_uid: uid,
+                fields: Vec::new(),
+            }),
+        ));
     }
 }
 
@@ -440,6 +473,11 @@ impl Controller for CcpController {
 
     fn clone_box(&self) -> Box<dyn Controller> {
         // a new path is a new flow for the agent
-        Box::new(CcpController::new(Arc::clone(&self.connect), self.config.clone(), self.epoch.max(self.last_heard), self.mds))
+        Box::new(CcpController::new(
+            Arc::clone(&self.connect),
+            self.config.clone(),
+            self.epoch.max(self.last_heard),
+            self.mds,
+        ))
     }
 }
