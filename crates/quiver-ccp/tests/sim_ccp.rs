@@ -33,7 +33,7 @@ fn link(loss: f64) -> LinkConfig {
 
 fn transport(cc: Arc<dyn ControllerFactory>) -> TransportConfig {
     TransportConfig {
-        congestion_controller: Some(cc),
+        congestion_controller: cc,
         ..TransportConfig::default()
     }
 }
