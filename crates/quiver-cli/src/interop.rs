@@ -33,7 +33,11 @@
 //!   client prints the ECN outcome to stderr. `multiconnect`, `handshakeloss` and
 //!   `handshakecorruption`: one connection per file, one after the other.
 //!   `transferloss`, `transfercorruption`, `blackhole`, `ipv6`, `goodput` and
-//!   `crosstraffic`: plain transfers (the network makes them hard). Anything else exits with
+//!   `crosstraffic`: plain transfers (the network makes them hard). `http3`: the client
+//!   downloads every URL over HTTP/3 (ALPN `h3`, [`quiver_h3`]) on one connection; the
+//!   server always offers both `hq-interop` and `h3` and serves a connection in the
+//!   protocol it negotiated (GET of a file → 200 with its bytes, 404 if absent, 400 for
+//!   a path outside the root or another method). Anything else exits with
 //!   code 127 ("unsupported"). Unset means a plain transfer.
 //! - `REQUESTS`: space-separated URLs, used by the client when none are given as
 //!   arguments.
@@ -53,6 +57,8 @@ use std::time::Duration;
 
 /// ALPN of HTTP/0.9 over QUIC as used by the interop runner.
 const ALPN: &[u8] = b"hq-interop";
+/// Size of the body chunks the HTTP/3 server sends.
+const H3_CHUNK: usize = 64 * 1024;
 /// Exit code the runner reads as "test case not supported".
 const EXIT_UNSUPPORTED: i32 = 127;
 /// Largest request line the server accepts.
@@ -143,6 +149,8 @@ enum TestCase {
     /// (`transferloss`, `transfercorruption`, `blackhole`, `ipv6`, `goodput`,
     /// `crosstraffic`).
     NetworkTransfer,
+    /// Downloads over HTTP/3 (`http3`).
+    Http3,
 }
 
 impl TestCase {
@@ -171,6 +179,7 @@ impl TestCase {
                 }
                 "transferloss" | "transfercorruption" | "blackhole" | "ipv6" | "goodput"
                 | "crosstraffic" => Some(TestCase::NetworkTransfer),
+                "http3" => Some(TestCase::Http3),
                 _ => None,
             },
         }
@@ -217,7 +226,8 @@ async fn server(args: ServerArgs, testcase: TestCase) -> anyhow::Result<i32> {
         (Some(cert), Some(key)) => tls::load_pem(cert, key).context("loading --cert/--key")?,
         _ => tls::self_signed(&["localhost"]).context("generating a self-signed certificate")?,
     };
-    let crypto = tls::server_config(certs, key, &[ALPN]).context("TLS configuration")?;
+    let crypto =
+        tls::server_config(certs, key, &[ALPN, quiver_h3::ALPN]).context("TLS configuration")?;
     let mut config = ServerConfig::new(Arc::new(crypto));
     config.transport = Arc::new(quiver::TransportConfig {
         max_concurrent_bidi_streams: SERVER_MAX_BIDI_STREAMS,
@@ -265,6 +275,9 @@ async fn server(args: ServerArgs, testcase: TestCase) -> anyhow::Result<i32> {
 }
 
 async fn serve_connection(conn: Connection, root: Arc<PathBuf>) {
+    if conn.alpn_protocol().as_deref() == Some(quiver_h3::ALPN) {
+        return serve_h3(conn, root).await;
+    }
     loop {
         match conn.accept_bi().await {
             Ok((send, recv)) => {
@@ -320,6 +333,79 @@ async fn serve_request(
 }
 
 /// The path of `GET /path\r\n` (the `\r` is optional, as is the final newline).
+/// Serve one HTTP/3 connection: every GET names a file under `root`.
+async fn serve_h3(conn: Connection, root: Arc<PathBuf>) {
+    let remote = conn.remote_address();
+    let mut server = match quiver_h3::Server::new(conn).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!(%remote, "HTTP/3 setup failed: {e}");
+            return;
+        }
+    };
+    loop {
+        match server.accept().await {
+            Ok(Some(incoming)) => {
+                let root = root.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = serve_h3_request(incoming, &root).await {
+                        tracing::debug!("HTTP/3 request failed: {e:#}");
+                    }
+                });
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::info!(%remote, "HTTP/3 connection ended: {e}");
+                return;
+            }
+        }
+    }
+}
+
+async fn serve_h3_request(incoming: quiver_h3::IncomingRequest, root: &Path) -> anyhow::Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut req = incoming.resolve().await?;
+    let status = |code: u16| {
+        http::Response::builder()
+            .status(code)
+            .body(())
+            .context("building a response")
+    };
+    let path = match (req.head.method(), resolve(root, req.head.uri().path())) {
+        (&http::Method::GET, Ok(p)) => p,
+        (&http::Method::GET, Err(hq::NOT_FOUND)) => {
+            req.respond(status(404)?, bytes::Bytes::new()).await?;
+            return Ok(());
+        }
+        _ => {
+            req.respond(status(400)?, bytes::Bytes::new()).await?;
+            return Ok(());
+        }
+    };
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(_) => {
+            req.respond(status(404)?, bytes::Bytes::new()).await?;
+            return Ok(());
+        }
+    };
+    req.stream.send_response(status(200)?).await?;
+    let mut sent = 0usize;
+    loop {
+        let mut buf = bytes::BytesMut::zeroed(H3_CHUNK);
+        let n = file.read(&mut buf).await.context("reading the file")?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        req.stream.send_data(buf.freeze()).await?;
+        sent += n;
+    }
+    req.stream.finish().await?;
+    tracing::debug!(path = %path.display(), bytes = sent, "served over HTTP/3");
+    Ok(())
+}
+
 fn parse_request(request: &[u8]) -> Result<&str, u32> {
     let line = std::str::from_utf8(request).map_err(|_| hq::BAD_REQUEST)?;
     let line = line.strip_suffix('\n').unwrap_or(line);
@@ -460,7 +546,12 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
     } else {
         CipherSuites::All
     };
-    let crypto = tls::insecure_client_config(&[ALPN], suites).context("TLS configuration")?;
+    let alpn = if testcase == TestCase::Http3 {
+        quiver_h3::ALPN
+    } else {
+        ALPN
+    };
+    let crypto = tls::insecure_client_config(&[alpn], suites).context("TLS configuration")?;
     let bind: SocketAddr = if remote.is_ipv6() {
         (Ipv6Addr::UNSPECIFIED, 0).into()
     } else {
@@ -550,7 +641,11 @@ async fn client(args: ClientArgs, testcase: TestCase) -> anyhow::Result<i32> {
     });
 
     // With 0-RTT the requests are written (and sent) before the handshake completes.
-    failures += download_all(&conn, &args.downloads, urls).await;
+    if testcase == TestCase::Http3 {
+        failures += download_all_h3(&conn, &args.downloads, &first, urls).await;
+    } else {
+        failures += download_all(&conn, &args.downloads, urls).await;
+    }
     if let Some(task) = migration {
         match task.await {
             Ok(Ok(())) => {}
@@ -653,6 +748,104 @@ async fn download_all(conn: &Connection, downloads: &Path, urls: Vec<Url>) -> us
         }
     }
     failures
+}
+
+/// Download every URL over HTTP/3 on `conn`, concurrently; returns the number of
+/// failures.
+async fn download_all_h3(
+    conn: &Connection,
+    downloads: &Path,
+    server: &Url,
+    urls: Vec<Url>,
+) -> usize {
+    let client = match quiver_h3::Client::new(conn.clone()).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("quiver: HTTP/3 setup failed: {e}");
+            return urls.len().max(1);
+        }
+    };
+    let authority = if server.host.contains(':') {
+        format!("[{}]:{}", server.host, server.port)
+    } else {
+        format!("{}:{}", server.host, server.port)
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for url in urls {
+        let client = client.clone();
+        let downloads = downloads.to_path_buf();
+        let uri = format!("https://{authority}{}", url.path);
+        tasks.spawn(async move {
+            let result = download_h3(&client, &downloads, &uri, &url.path).await;
+            (url.path, result)
+        });
+    }
+    let mut failures = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((_, Ok(()))) => {}
+            Ok((path, Err(e))) => {
+                failures += 1;
+                eprintln!("quiver: HTTP/3 download of {path} failed: {e:#}");
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("quiver: download task failed: {e}");
+            }
+        }
+    }
+    failures
+}
+
+async fn download_h3(
+    client: &quiver_h3::Client,
+    downloads: &Path,
+    uri: &str,
+    path: &str,
+) -> anyhow::Result<()> {
+    use bytes::Buf;
+    use tokio::io::AsyncWriteExt;
+    let target = download_path(downloads, path)?;
+    let req = http::Request::get(uri)
+        .body(())
+        .context("building the request")?;
+    let mut stream = client
+        .send_request(req)
+        .await
+        .context("sending the request")?;
+    stream.finish().await.context("finishing the request")?;
+    let head = stream
+        .recv_response()
+        .await
+        .context("receiving the response")?;
+    if head.status() != http::StatusCode::OK {
+        bail!("status {}", head.status());
+    }
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut file = tokio::fs::File::create(&target)
+        .await
+        .with_context(|| format!("creating {}", target.display()))?;
+    let mut n = 0usize;
+    while let Some(mut chunk) = stream.recv_data().await.context("receiving the body")? {
+        while chunk.has_remaining() {
+            let c = chunk.chunk();
+            file.write_all(c)
+                .await
+                .with_context(|| format!("writing {}", target.display()))?;
+            let len = c.len();
+            n += len;
+            chunk.advance(len);
+        }
+    }
+    file.flush()
+        .await
+        .with_context(|| format!("writing {}", target.display()))?;
+    tracing::info!(path, bytes = n, "downloaded over HTTP/3");
+    Ok(())
 }
 
 async fn download(conn: &Connection, downloads: &Path, path: &str) -> anyhow::Result<()> {

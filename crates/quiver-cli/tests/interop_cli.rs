@@ -689,3 +689,86 @@ async fn qlogdir_and_sslkeylogfile_are_honoured() {
         let _ = std::fs::remove_dir_all(&d);
     }
 }
+
+/// TESTCASE=http3: the binary client downloads over HTTP/3 from the binary server
+/// (which offers h3 next to hq-interop), and a quinn + h3-quinn client downloads from
+/// the same server; a missing file is a 404 and makes the client exit 1.
+#[tokio::test]
+async fn http3_testcase_binary_client_and_h3_quinn_client_against_binary_server() {
+    use bytes::Buf;
+    let www = temp_dir("www-h3");
+    for (name, data) in files() {
+        std::fs::write(www.join(name), data).expect("write www file");
+    }
+    let (mut server, addr) = start_server_with(&www, "http3").await;
+    let downloads = temp_dir("downloads-h3");
+    let urls: Vec<String> = files()
+        .iter()
+        .map(|(name, _)| format!("https://{addr}/{name}"))
+        .collect();
+    let status = within(
+        quiver()
+            .args(["interop", "client", "--downloads"])
+            .arg(&downloads)
+            .env("TESTCASE", "http3")
+            .env("REQUESTS", urls.join(" "))
+            .status(),
+    )
+    .await
+    .expect("run client");
+    assert!(status.success(), "client failed: {status}");
+    for (name, data) in files() {
+        let got = std::fs::read(downloads.join(name)).expect(name);
+        assert!(got == data, "{name}: content differs");
+    }
+    let status = within(
+        quiver()
+            .args(["interop", "client", "--downloads"])
+            .arg(&downloads)
+            .env("TESTCASE", "http3")
+            .arg(format!("https://{addr}/missing.bin"))
+            .status(),
+    )
+    .await
+    .expect("run client");
+    assert_eq!(status.code(), Some(1));
+
+    // quinn + h3-quinn as the client.
+    let tls = quiver::tls::insecure_client_config(&[b"h3"], quiver::tls::CipherSuites::All)
+        .expect("client TLS");
+    let crypto =
+        quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("quinn client crypto");
+    let ep = quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("endpoint");
+    let conn = within(
+        ep.connect_with(
+            quinn::ClientConfig::new(Arc::new(crypto)),
+            addr,
+            "localhost",
+        )
+        .expect("connect"),
+    )
+    .await
+    .expect("handshake");
+    let (mut driver, send) = within(h3::client::new(h3_quinn::Connection::new(conn)))
+        .await
+        .expect("h3 client");
+    tokio::spawn(async move { std::future::poll_fn(|cx| driver.poll_close(cx)).await });
+    for (name, data) in files() {
+        let mut send = send.clone();
+        let req = http::Request::get(format!("https://{addr}/{name}"))
+            .body(())
+            .expect("request");
+        let mut stream = within(send.send_request(req)).await.expect("send");
+        within(stream.finish()).await.expect("finish");
+        let resp = within(stream.recv_response()).await.expect("response");
+        assert_eq!(resp.status(), 200, "{name}");
+        let mut got = Vec::new();
+        while let Some(mut c) = within(stream.recv_data()).await.expect("body") {
+            got.extend_from_slice(&c.copy_to_bytes(c.remaining()));
+        }
+        assert!(got == data, "{name}: content differs");
+    }
+    server.kill().await.expect("kill server");
+    let _ = std::fs::remove_dir_all(&www);
+    let _ = std::fs::remove_dir_all(&downloads);
+}
