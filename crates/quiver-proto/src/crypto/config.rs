@@ -58,7 +58,11 @@ impl CipherSuiteSelection {
 
 /// The ring provider restricted to QUIC-capable TLS 1.3 suites allowed by `selection`.
 fn provider(selection: CipherSuiteSelection) -> Arc<CryptoProvider> {
-    let base = rustls::crypto::ring::default_provider();
+    restrict(rustls::crypto::ring::default_provider(), selection)
+}
+
+/// `base` restricted to its QUIC-capable TLS 1.3 suites allowed by `selection`.
+pub(super) fn restrict(base: CryptoProvider, selection: CipherSuiteSelection) -> Arc<CryptoProvider> {
     let cipher_suites = base
         .cipher_suites
         .iter()
@@ -100,7 +104,24 @@ pub fn server_config(
     suites: CipherSuiteSelection,
     key_log: Option<Arc<dyn KeyLog>>,
 ) -> Result<ServerConfig, CryptoError> {
-    let mut config = ServerConfig::builder_with_provider(provider(suites))
+    server_config_from(
+        ServerConfig::builder_with_provider(provider(suites)),
+        cert_chain,
+        key,
+        alpn,
+        key_log,
+    )
+}
+
+/// [`server_config`] on a given rustls builder (provider and time source chosen).
+pub(super) fn server_config_from(
+    builder: rustls::ConfigBuilder<ServerConfig, rustls::WantsVersions>,
+    cert_chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpn: &[&[u8]],
+    key_log: Option<Arc<dyn KeyLog>>,
+) -> Result<ServerConfig, CryptoError> {
+    let mut config = builder
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(cert_chain, key)?;
@@ -133,7 +154,22 @@ pub fn client_config(
 ) -> Result<ClientConfig, CryptoError> {
     // An empty root store is allowed: every server certificate is then rejected with
     // `unknown_ca`, which is the honest outcome.
-    let mut config = ClientConfig::builder_with_provider(provider(suites))
+    client_config_from(
+        ClientConfig::builder_with_provider(provider(suites)),
+        roots,
+        alpn,
+        key_log,
+    )
+}
+
+/// [`client_config`] on a given rustls builder (provider and time source chosen).
+pub(super) fn client_config_from(
+    builder: rustls::ConfigBuilder<ClientConfig, rustls::WantsVersions>,
+    roots: RootCertStore,
+    alpn: &[&[u8]],
+    key_log: Option<Arc<dyn KeyLog>>,
+) -> Result<ClientConfig, CryptoError> {
+    let mut config = builder
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -155,11 +191,23 @@ pub fn insecure_client_config(
     suites: CipherSuiteSelection,
     key_log: Option<Arc<dyn KeyLog>>,
 ) -> Result<ClientConfig, CryptoError> {
-    let provider = provider(suites);
+    insecure_client_config_from(
+        ClientConfig::builder_with_provider(provider(suites)),
+        alpn,
+        key_log,
+    )
+}
+
+/// [`insecure_client_config`] on a given rustls builder (provider and time source chosen).
+pub(super) fn insecure_client_config_from(
+    builder: rustls::ConfigBuilder<ClientConfig, rustls::WantsVersions>,
+    alpn: &[&[u8]],
+    key_log: Option<Arc<dyn KeyLog>>,
+) -> Result<ClientConfig, CryptoError> {
     let verifier = Arc::new(AcceptAnyServerCert::new(
-        provider.signature_verification_algorithms,
+        builder.crypto_provider().signature_verification_algorithms,
     ));
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let mut config = builder
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(verifier)

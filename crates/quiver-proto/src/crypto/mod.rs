@@ -17,6 +17,10 @@
 //!   configurations restricted to TLS 1.3 and to QUIC-capable cipher suites, optionally
 //!   narrowed by [`CipherSuiteSelection`] and with an optional [`rustls::KeyLog`].
 //!
+//! With the `deterministic-crypto` feature, [`deterministic`] builds the same
+//! configurations on a seeded provider and a virtual clock, so simulated handshakes
+//! replay bit for bit (tests and simulations only).
+//!
 //! Nothing here performs I/O or reads a clock except what rustls itself does: certificate
 //! validation in [`client_config`] uses rustls' own notion of the current time.
 //!
@@ -33,6 +37,8 @@
 //! ```
 
 mod config;
+#[cfg(feature = "deterministic-crypto")]
+pub mod deterministic;
 mod session;
 mod verifier;
 

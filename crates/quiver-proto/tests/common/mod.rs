@@ -10,7 +10,9 @@ use quiver_proto::connection::Event;
 use quiver_proto::endpoint::{ConnectionHandle, Endpoint};
 use quiver_proto::{Dir, StreamId, VarInt};
 use std::collections::BTreeMap as HashMap;
+use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +56,59 @@ pub fn server_config(transport: TransportConfig) -> ServerConfig {
     )
     .unwrap();
     let mut c = ServerConfig::new(Arc::new(crypto));
+    c.transport = Arc::new(transport);
+    c
+}
+
+/// An Ed25519 certificate for `localhost` and its key, the same bytes on every run for a
+/// given `seed` (deterministic key, rcgen's defaults for validity and serial). `copies`
+/// > 1 repeats the certificate in the chain, to make the server's first flight large.
+pub fn deterministic_identity(
+    seed: u64,
+    copies: usize,
+) -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let der = quiver_proto::crypto::deterministic::ed25519_pkcs8(seed);
+    let key_pair = rcgen::KeyPair::try_from(der.as_slice()).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+        .unwrap()
+        .self_signed(&key_pair)
+        .unwrap();
+    let chain = vec![cert.der().clone(); copies.max(1)];
+    (chain, rustls::pki_types::PrivateKeyDer::Pkcs8(der.into()))
+}
+
+/// A Quiver server configuration on the seeded crypto provider
+/// (`quiver_proto::crypto::deterministic`) with a deterministic certificate.
+pub fn deterministic_server_config(
+    seed: u64,
+    cert_copies: usize,
+    transport: TransportConfig,
+) -> ServerConfig {
+    let (chain, key) = deterministic_identity(seed, cert_copies);
+    let crypto = quiver_proto::crypto::deterministic::Deterministic::new(seed)
+        .server_config(
+            chain,
+            key,
+            &[ALPN],
+            quiver_proto::crypto::CipherSuiteSelection::All,
+            None,
+        )
+        .unwrap();
+    let mut c = ServerConfig::new(Arc::new(crypto));
+    c.transport = Arc::new(transport);
+    c
+}
+
+/// A Quiver client configuration (any server certificate accepted) on the seeded crypto
+/// provider.
+pub fn deterministic_client_config(seed: u64, transport: TransportConfig) -> ClientConfig {
+    let crypto = quiver_proto::crypto::deterministic::Deterministic::new(seed)
+        .insecure_client_config(&[ALPN], quiver_proto::crypto::CipherSuiteSelection::All, None)
+        .unwrap();
+    let mut c = ClientConfig::new(Arc::new(crypto));
     c.transport = Arc::new(transport);
     c
 }
@@ -162,6 +217,16 @@ impl QuicNode {
                 Some(Arc::new(server_config(transport))),
             ),
             addr: server_addr(),
+            app: App::Server(ServerApp::default()),
+            buf: Vec::new(),
+        }
+    }
+
+    /// A server with its own endpoint and server configurations, at `addr`.
+    pub fn server_from(config: Arc<EndpointConfig>, server: ServerConfig, addr: SocketAddr) -> Self {
+        QuicNode {
+            ep: Endpoint::new(config, Some(Arc::new(server))),
+            addr,
             app: App::Server(ServerApp::default()),
             buf: Vec::new(),
         }
@@ -465,3 +530,60 @@ impl Pair {
         self.sim.now() - start
     }
 }
+
+/// One datagram seen by a [`Tap`]: sent (`out`) or received, with its time offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub at: Duration,
+    pub out: bool,
+    pub peer: SocketAddr,
+    pub data: Vec<u8>,
+}
+
+pub type Log = Rc<RefCell<Vec<Seen>>>;
+
+/// A node wrapper that records every datagram the node sends and receives.
+pub struct Tap<N> {
+    pub inner: N,
+    pub start: Instant,
+    pub log: Log,
+}
+
+impl<N: Node> Node for Tap<N> {
+    fn handle_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        self.handle_datagram_ecn(now, from, to, Ecn::NotEct, data);
+    }
+    fn handle_datagram_ecn(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        ecn: Ecn,
+        data: Vec<u8>,
+    ) {
+        self.log.borrow_mut().push(Seen {
+            at: now - self.start,
+            out: false,
+            peer: from,
+            data: data.clone(),
+        });
+        self.inner.handle_datagram_ecn(now, from, to, ecn, data);
+    }
+    fn poll_transmit(&mut self, now: Instant) -> Option<Datagram> {
+        let d = self.inner.poll_transmit(now)?;
+        self.log.borrow_mut().push(Seen {
+            at: now - self.start,
+            out: true,
+            peer: d.dst,
+            data: d.data.clone(),
+        });
+        Some(d)
+    }
+    fn poll_timeout(&mut self) -> Option<Instant> {
+        self.inner.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.inner.handle_timeout(now);
+    }
+}
+

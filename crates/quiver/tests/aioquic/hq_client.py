@@ -89,6 +89,11 @@ async def main() -> int:
     p.add_argument("--session-ticket", help="file: resume from the ticket in it, store new ones")
     p.add_argument("--zero-rtt", action="store_true", help="send the requests as 0-RTT data")
     p.add_argument("--keylog", help="append TLS secrets (SSLKEYLOGFILE format)")
+    p.add_argument(
+        "--key-update",
+        action="store_true",
+        help="initiate a key update (RFC 9001 §6) once connected, before the requests",
+    )
     p.add_argument("paths", nargs="+")
     args = p.parse_args()
 
@@ -128,6 +133,9 @@ async def main() -> int:
         session_ticket_handler=save_ticket,
         wait_connected=not args.zero_rtt,
     ) as client:
+        if args.key_update:
+            client._quic.request_key_update()
+            say("KEY_UPDATE requested")
         results = await asyncio.gather(*(client.get(path) for path in args.paths), return_exceptions=True)
         for path, body in zip(args.paths, results):
             if isinstance(body, BaseException):

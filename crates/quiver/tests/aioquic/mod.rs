@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -141,8 +141,14 @@ pub struct Peer {
 }
 
 impl Peer {
-    fn spawn(script_name: &str, args: &[String]) -> Self {
-        let mut child = Command::new(python())
+    fn spawn(script_name: &str, args: &[String], launcher: Option<std::process::Command>) -> Self {
+        // `launcher` runs the interpreter elsewhere (e.g. inside an emulated namespace:
+        // `quiver_netem::emu::Shell::command(python)`).
+        let mut command = match launcher {
+            Some(l) => Command::from(l),
+            None => Command::new(python()),
+        };
+        let mut child = command
             .arg(script(script_name))
             .args(args)
             .stdin(Stdio::null())
@@ -183,6 +189,30 @@ impl Peer {
                 ),
                 Err(_) => panic!(
                     "no {prefix:?} from aioquic peer within {STEP:?}; output: {:?}",
+                    self.log
+                ),
+            }
+        }
+    }
+
+    /// Wait until `n` lines starting with `prefix` were read (failing after [`STEP`]);
+    /// returns them in order.
+    pub async fn expect_lines(&mut self, prefix: &str, n: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let found: Vec<String> = self
+                .log
+                .iter()
+                .filter(|l| l.starts_with(prefix))
+                .cloned()
+                .collect();
+            if found.len() >= n {
+                return found;
+            }
+            match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => self.log.push(line),
+                _ => panic!(
+                    "fewer than {n} {prefix:?} lines from aioquic peer; output: {:?}",
                     self.log
                 ),
             }
@@ -249,11 +279,25 @@ impl Default for ServerOpts {
 
 impl AioquicServer {
     pub async fn start(cert: &Cert, files: &[(&str, Vec<u8>)], opts: ServerOpts) -> Self {
+        Self::start_in(cert, files, opts, Ipv4Addr::LOCALHOST, None).await
+    }
+
+    /// [`AioquicServer::start`] listening on `host`, with the interpreter started by
+    /// `launcher` (see [`python`]) when given.
+    pub async fn start_in(
+        cert: &Cert,
+        files: &[(&str, Vec<u8>)],
+        opts: ServerOpts,
+        host: Ipv4Addr,
+        launcher: Option<std::process::Command>,
+    ) -> Self {
         let dir = TempDir::new("www");
         for (name, body) in files {
             std::fs::write(dir.path().join(name), body).expect("write file");
         }
         let mut args = vec![
+            "--host".into(),
+            host.to_string(),
             "--certificate".into(),
             cert.cert_pem.display().to_string(),
             "--private-key".into(),
@@ -275,12 +319,12 @@ impl AioquicServer {
         if let Some(k) = &opts.keylog {
             args.extend(["--keylog".into(), k.display().to_string()]);
         }
-        let mut peer = Peer::spawn("hq_server.py", &args);
+        let mut peer = Peer::spawn("hq_server.py", &args, launcher);
         let line = peer.expect_line("LISTENING ").await;
         let port: u16 = line["LISTENING ".len()..].trim().parse().expect("port");
         Self {
             peer,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::from((host, port)),
             _dir: dir,
         }
     }
@@ -298,6 +342,8 @@ pub struct ClientOpts {
     pub session_ticket: Option<PathBuf>,
     pub zero_rtt: bool,
     pub keylog: Option<PathBuf>,
+    /// Initiate a key update once connected (before the requests).
+    pub key_update: bool,
 }
 
 /// Run the aioquic client against `addr` for `paths`; returns the peer after it exited
@@ -307,6 +353,17 @@ pub async fn run_client(
     addr: SocketAddr,
     paths: &[&str],
     opts: ClientOpts,
+) -> (Peer, bool, HashMap<String, Vec<u8>>) {
+    run_client_in(cert, addr, paths, opts, None).await
+}
+
+/// [`run_client`] with the interpreter started by `launcher` (see [`Peer`]).
+pub async fn run_client_in(
+    cert: &Cert,
+    addr: SocketAddr,
+    paths: &[&str],
+    opts: ClientOpts,
+    launcher: Option<std::process::Command>,
 ) -> (Peer, bool, HashMap<String, Vec<u8>>) {
     let out = TempDir::new("out");
     let mut args = vec![
@@ -338,11 +395,14 @@ pub async fn run_client(
     if opts.zero_rtt {
         args.push("--zero-rtt".into());
     }
+    if opts.key_update {
+        args.push("--key-update".into());
+    }
     if let Some(k) = &opts.keylog {
         args.extend(["--keylog".into(), k.display().to_string()]);
     }
     args.extend(paths.iter().map(|p| p.to_string()));
-    let mut peer = Peer::spawn("hq_client.py", &args);
+    let mut peer = Peer::spawn("hq_client.py", &args, launcher);
     let ok = peer.wait().await;
     let mut got = HashMap::new();
     for p in paths {
@@ -356,17 +416,19 @@ pub async fn run_client(
 
 /// Serve hq-interop on a Quiver endpoint: `GET /name` answers with `files[name]` and FIN,
 /// anything else resets the stream with code 1. The version of every accepted
-/// connection is pushed to `versions`.
+/// connection is pushed to `versions`, the connection itself to `conns`.
 pub fn spawn_quiver_hq_server(
     ep: quiver::Endpoint,
     files: Arc<HashMap<String, Vec<u8>>>,
     versions: Arc<Mutex<Vec<u32>>>,
+    conns: Arc<Mutex<Vec<quiver::Connection>>>,
 ) {
     tokio::spawn(async move {
         while let Some(conn) = ep.accept().await {
             if let Some(v) = conn.version() {
                 versions.lock().unwrap().push(v);
             }
+            conns.lock().unwrap().push(conn.clone());
             let files = files.clone();
             tokio::spawn(async move {
                 while let Ok((mut send, mut recv)) = conn.accept_bi().await {
@@ -402,6 +464,8 @@ pub struct QuiverHqServer {
     pub addr: SocketAddr,
     /// Version of each accepted connection.
     pub versions: Arc<Mutex<Vec<u32>>>,
+    /// Every accepted connection (for its statistics).
+    pub conns: Arc<Mutex<Vec<quiver::Connection>>>,
 }
 
 /// A Quiver hq-interop server on loopback speaking `versions` (preferred first).
@@ -410,12 +474,25 @@ pub fn quiver_hq_server(
     versions: &[u32],
     files: &[(&str, Vec<u8>)],
 ) -> QuiverHqServer {
-    let config = quiver::ServerConfig::new(Arc::new(cert.server_tls()));
+    quiver_hq_server_with(cert, Ipv4Addr::LOCALHOST, versions, files, |_| {})
+}
+
+/// [`quiver_hq_server`] on `host`, with its server configuration adjusted by `tweak`
+/// (Retry, ...).
+pub fn quiver_hq_server_with(
+    cert: &Cert,
+    host: Ipv4Addr,
+    versions: &[u32],
+    files: &[(&str, Vec<u8>)],
+    tweak: impl FnOnce(&mut quiver::ServerConfig),
+) -> QuiverHqServer {
+    let mut config = quiver::ServerConfig::new(Arc::new(cert.server_tls()));
+    tweak(&mut config);
     let endpoint_config = quiver::EndpointConfig {
         supported_versions: versions.to_vec(),
         ..quiver::EndpointConfig::default()
     };
-    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let socket = std::net::UdpSocket::bind((host, 0)).expect("bind");
     let ep = quiver::Endpoint::new(endpoint_config, Some(config), socket).expect("endpoint");
     let addr = ep.local_addr().expect("addr");
     let map = files
@@ -423,11 +500,13 @@ pub fn quiver_hq_server(
         .map(|(n, b)| (n.to_string(), b.clone()))
         .collect();
     let seen = Arc::new(Mutex::new(Vec::new()));
-    spawn_quiver_hq_server(ep.clone(), Arc::new(map), seen.clone());
+    let conns = Arc::new(Mutex::new(Vec::new()));
+    spawn_quiver_hq_server(ep.clone(), Arc::new(map), seen.clone(), conns.clone());
     QuiverHqServer {
         ep,
         addr,
         versions: seen,
+        conns,
     }
 }
 
