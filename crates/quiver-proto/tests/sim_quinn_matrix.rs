@@ -128,8 +128,10 @@ fn run(case: &Case, dir: Dir) -> Outcome {
             .unwrap()
         }
         Dir::QuinnToQuiver => {
-            let config = deterministic_server_config(case.seed ^ 0x51, case.cert_copies, quiver_transport());
-            let node = QuicNode::server_from(endpoint_config(case.seed ^ 0x53), config, server_addr());
+            let config =
+                deterministic_server_config(case.seed ^ 0x51, case.cert_copies, quiver_transport());
+            let node =
+                QuicNode::server_from(endpoint_config(case.seed ^ 0x53), config, server_addr());
             sim.add_node(
                 Tap {
                     inner: node,
@@ -146,7 +148,8 @@ fn run(case: &Case, dir: Dir) -> Outcome {
         Dir::QuiverToQuinn => {
             // One Quiver client node per connection (all start at once).
             for i in 0..case.connections {
-                let config = deterministic_client_config(case.seed ^ 0x61 ^ i as u64, quiver_transport());
+                let config =
+                    deterministic_client_config(case.seed ^ 0x61 ^ i as u64, quiver_transport());
                 let app = ClientApp::new(config, 1, case.size);
                 let mut node = QuicNode::client(case.seed ^ 0x62 ^ ((i as u64) << 8), app, start);
                 node.addr = client_addr_n(i);
@@ -156,7 +159,11 @@ fn run(case: &Case, dir: Dir) -> Outcome {
         Dir::QuinnToQuiver => {
             // One quinn client opening its connections one after the other.
             let tls = quiver_proto::crypto::deterministic::Deterministic::new(case.seed ^ 0x61)
-                .insecure_client_config(&[ALPN], quiver_proto::crypto::CipherSuiteSelection::All, None)
+                .insecure_client_config(
+                    &[ALPN],
+                    quiver_proto::crypto::CipherSuiteSelection::All,
+                    None,
+                )
                 .unwrap();
             let config = quinn_sim::client_config(tls, quinn_transport());
             let node = QuinnNode::client(
@@ -266,8 +273,16 @@ fn check(case: &Case) -> Vec<Outcome> {
             dir,
             case.connections,
             out.elapsed,
-            (out.up_stats.sent_packets, out.up_stats.dropped.total(), out.up_stats.corrupted),
-            (out.down_stats.sent_packets, out.down_stats.dropped.total(), out.down_stats.corrupted),
+            (
+                out.up_stats.sent_packets,
+                out.up_stats.dropped.total(),
+                out.up_stats.corrupted
+            ),
+            (
+                out.down_stats.sent_packets,
+                out.down_stats.dropped.total(),
+                out.down_stats.corrupted
+            ),
         );
         outs.push(out);
     }
@@ -300,7 +315,12 @@ fn handshakeloss() {
 
 #[test]
 fn handshakecorruption() {
-    let mut case = Case::symmetric("handshakecorruption", 0xc044, base_link().corrupt(0.30), 16 * 1024);
+    let mut case = Case::symmetric(
+        "handshakecorruption",
+        0xc044,
+        base_link().corrupt(0.30),
+        16 * 1024,
+    );
     case.connections = 5;
     case.budget = Duration::from_secs(300);
     for out in check(&case) {
@@ -323,7 +343,10 @@ fn blackhole() {
     let case = Case::symmetric("blackhole", 0xb1ac, link, 2 * MIB);
     for out in check(&case) {
         assert!(out.down_stats.dropped.blackhole > 0 && out.up_stats.dropped.blackhole > 0);
-        assert!(out.elapsed > Duration::from_millis(2400), "finished before the outage ended");
+        assert!(
+            out.elapsed > Duration::from_millis(2400),
+            "finished before the outage ended"
+        );
     }
 }
 
@@ -385,10 +408,14 @@ fn validates_address(d: &[u8]) -> bool {
         let Some(&scil) = d.get(j) else { return false };
         j += 1 + scil as usize;
         if ty == initial {
-            let Some(tl) = varint(d, &mut j) else { return false };
+            let Some(tl) = varint(d, &mut j) else {
+                return false;
+            };
             j += tl as usize;
         }
-        let Some(len) = varint(d, &mut j) else { return false };
+        let Some(len) = varint(d, &mut j) else {
+            return false;
+        };
         i = j + len as usize;
     }
     false
@@ -434,7 +461,13 @@ fn amplificationlimit() {
                 }
             }
         }
-        assert!(validated, "{dir:?}: the client's address was never validated");
-        assert!(max_ratio_hit, "{dir:?}: the server never reached its 3× budget (chain too small?)");
+        assert!(
+            validated,
+            "{dir:?}: the client's address was never validated"
+        );
+        assert!(
+            max_ratio_hit,
+            "{dir:?}: the server never reached its 3× budget (chain too small?)"
+        );
     }
 }

@@ -25,7 +25,10 @@ fn lossy() -> LinkParams {
 }
 
 fn files() -> Vec<(&'static str, Vec<u8>)> {
-    vec![("small", content(4096, 7)), ("large", content(1024 * 1024, 8))]
+    vec![
+        ("small", content(4096, 7)),
+        ("large", content(1024 * 1024, 8)),
+    ]
 }
 
 /// The aioquic interpreter, started inside the shell's namespace.
@@ -68,7 +71,10 @@ async fn aioquic_client_quiver_server_under_loss_emulated() {
     }
     let conn = server.conns.lock().unwrap()[0].clone();
     let s = conn.stats();
-    assert!(s.packets_lost > 0, "2% loss must cost the server some packets: {s:?}");
+    assert!(
+        s.packets_lost > 0,
+        "2% loss must cost the server some packets: {s:?}"
+    );
     server.ep.close(0u32.into(), b"done");
     assert_lossy_wire(shell);
 }
@@ -90,11 +96,10 @@ async fn quiver_client_aioquic_server_under_loss_emulated() {
         Some(python_in(&shell)),
     )
     .await;
-    let ep = quiver::Endpoint::client(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
-        .expect("endpoint");
-    let config = quiver::ClientConfig::new(Arc::new(
-        cert.client_tls(quiver::tls::CipherSuites::All),
-    ));
+    let ep =
+        quiver::Endpoint::client(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).expect("endpoint");
+    let config =
+        quiver::ClientConfig::new(Arc::new(cert.client_tls(quiver::tls::CipherSuites::All)));
     let conn = tokio::time::timeout(
         STEP,
         ep.connect_with(config, server.addr, "localhost")

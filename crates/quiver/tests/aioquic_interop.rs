@@ -244,7 +244,12 @@ async fn quiver_get_checked(conn: &quiver::Connection, name: &str) {
     let got = tokio::time::timeout(STEP, quiver_hq_get(conn, name))
         .await
         .expect("download timed out");
-    assert!(got == body, "{name}: {} bytes, expected {}", got.len(), body.len());
+    assert!(
+        got == body,
+        "{name}: {} bytes, expected {}",
+        got.len(),
+        body.len()
+    );
 }
 
 /// A Quiver client endpoint and a client configuration trusting `cert`; connections made
@@ -324,12 +329,17 @@ async fn quiver_client_aioquic_server_zerortt() {
     // The request is written before the handshake completes: it leaves in 0-RTT.
     quiver_get_checked(&conn, "medium").await;
     assert!(
-        tokio::time::timeout(STEP, accepted).await.expect("0-RTT verdict"),
+        tokio::time::timeout(STEP, accepted)
+            .await
+            .expect("0-RTT verdict"),
         "aioquic accepted the early data"
     );
     let s = conn.stats();
     assert!(s.zero_rtt_packets_sent > 0, "{s:?}");
-    assert_eq!(s.zero_rtt_packets_accepted, s.zero_rtt_packets_sent, "{s:?}");
+    assert_eq!(
+        s.zero_rtt_packets_accepted, s.zero_rtt_packets_sent,
+        "{s:?}"
+    );
     conn.close(0u32.into(), b"done");
     let lines = server.peer.expect_lines("HANDSHAKE ", 2).await;
     assert!(lines[1].contains("resumed=1 early_data=1"), "{lines:?}");
@@ -348,7 +358,11 @@ async fn quiver_client_aioquic_server_retry() {
     let server = AioquicServer::start(&cert, &files(), opts).await;
     let (ep, config) = quiver_client(&cert);
     let conn = quiver_connect(&ep, &config, server.addr).await;
-    assert_eq!(conn.stats().retries, 1, "aioquic sent a Retry and Quiver followed it");
+    assert_eq!(
+        conn.stats().retries,
+        1,
+        "aioquic sent a Retry and Quiver followed it"
+    );
     quiver_get_checked(&conn, "medium").await;
     conn.close(0u32.into(), b"done");
 }
@@ -384,7 +398,11 @@ async fn quiver_client_aioquic_server_ecn_validation_fails_cleanly() {
     let s = conn.stats();
     // aioquic's ACKs carry no ECN counts although our packets were marked ECT(0): the
     // validation fails (RFC 9000 §13.4.2.1) and Quiver stops marking.
-    assert_eq!(s.ecn_state, quiver_proto::recovery::EcnState::Failed, "{s:?}");
+    assert_eq!(
+        s.ecn_state,
+        quiver_proto::recovery::EcnState::Failed,
+        "{s:?}"
+    );
     assert_eq!(s.ecn_ce_reported, 0, "{s:?}");
     conn.close(0u32.into(), b"done");
 }
@@ -419,7 +437,10 @@ async fn aioquic_client_quiver_server_resumption() {
     };
     let mut first = aioquic_client_run(&cert, &server, opts.clone()).await;
     assert!(first.expect_line("HANDSHAKE ").await.contains("resumed=0"));
-    assert!(ticket.exists(), "aioquic stored a ticket from the Quiver server");
+    assert!(
+        ticket.exists(),
+        "aioquic stored a ticket from the Quiver server"
+    );
     let mut second = aioquic_client_run(&cert, &server, opts).await;
     let line = second.expect_line("HANDSHAKE ").await;
     assert!(line.contains("resumed=1 early_data=0"), "{line}");
@@ -476,7 +497,10 @@ async fn aioquic_client_quiver_server_keyupdate() {
     };
     aioquic_client_run(&cert, &server, opts).await;
     let s = server_conn(&server, 0).stats();
-    assert!(s.key_updates_followed >= 1, "the Quiver server followed aioquic's key update: {s:?}");
+    assert!(
+        s.key_updates_followed >= 1,
+        "the Quiver server followed aioquic's key update: {s:?}"
+    );
     assert_eq!(s.auth_failures, 0, "{s:?}");
     server.ep.close(0u32.into(), b"done");
 }

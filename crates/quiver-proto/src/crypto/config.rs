@@ -62,7 +62,10 @@ fn provider(selection: CipherSuiteSelection) -> Arc<CryptoProvider> {
 }
 
 /// `base` restricted to its QUIC-capable TLS 1.3 suites allowed by `selection`.
-pub(super) fn restrict(base: CryptoProvider, selection: CipherSuiteSelection) -> Arc<CryptoProvider> {
+pub(super) fn restrict(
+    base: CryptoProvider,
+    selection: CipherSuiteSelection,
+) -> Arc<CryptoProvider> {
     let cipher_suites = base
         .cipher_suites
         .iter()

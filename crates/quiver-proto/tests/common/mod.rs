@@ -9,8 +9,8 @@ use quiver_proto::config::{ClientConfig, EndpointConfig, ServerConfig, Transport
 use quiver_proto::connection::Event;
 use quiver_proto::endpoint::{ConnectionHandle, Endpoint};
 use quiver_proto::{Dir, StreamId, VarInt};
-use std::collections::BTreeMap as HashMap;
 use std::cell::RefCell;
+use std::collections::BTreeMap as HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -106,7 +106,11 @@ pub fn deterministic_server_config(
 /// provider.
 pub fn deterministic_client_config(seed: u64, transport: TransportConfig) -> ClientConfig {
     let crypto = quiver_proto::crypto::deterministic::Deterministic::new(seed)
-        .insecure_client_config(&[ALPN], quiver_proto::crypto::CipherSuiteSelection::All, None)
+        .insecure_client_config(
+            &[ALPN],
+            quiver_proto::crypto::CipherSuiteSelection::All,
+            None,
+        )
         .unwrap();
     let mut c = ClientConfig::new(Arc::new(crypto));
     c.transport = Arc::new(transport);
@@ -223,7 +227,11 @@ impl QuicNode {
     }
 
     /// A server with its own endpoint and server configurations, at `addr`.
-    pub fn server_from(config: Arc<EndpointConfig>, server: ServerConfig, addr: SocketAddr) -> Self {
+    pub fn server_from(
+        config: Arc<EndpointConfig>,
+        server: ServerConfig,
+        addr: SocketAddr,
+    ) -> Self {
         QuicNode {
             ep: Endpoint::new(config, Some(Arc::new(server))),
             addr,
@@ -586,4 +594,3 @@ impl<N: Node> Node for Tap<N> {
         self.inner.handle_timeout(now);
     }
 }
-

@@ -57,8 +57,8 @@ pub fn server_config(
     transport: TransportConfig,
 ) -> ServerConfig {
     let crypto = QuicServerConfig::try_from(tls).expect("QUIC-capable rustls config");
-    let token_key = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &[])
-        .extract(&seed32(seed ^ 0x70c3));
+    let token_key =
+        ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, &[]).extract(&seed32(seed ^ 0x70c3));
     let mut c = ServerConfig::new(Arc::new(crypto), Arc::new(token_key));
     c.transport_config(Arc::new(transport));
     c.time_source(Arc::new(FixedTime(
@@ -470,7 +470,10 @@ impl Node for QuinnNode {
     }
 
     fn poll_timeout(&mut self) -> Option<Instant> {
-        self.conns.values_mut().filter_map(|c| c.poll_timeout()).min()
+        self.conns
+            .values_mut()
+            .filter_map(|c| c.poll_timeout())
+            .min()
     }
 
     fn handle_timeout(&mut self, now: Instant) {
