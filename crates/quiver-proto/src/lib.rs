@@ -37,7 +37,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`coding`], [`frame`], [`packet`], [`transport_params`] | wire codecs (each with round-trip and no-panic property tests) |
-//! | [`crypto`] | TLS 1.3 via `rustls::quic`, Initial keys, config builders |
+//! | [`crypto`] | TLS 1.3 via `rustls::quic`, Initial keys, config builders; with the `deterministic-crypto` feature, `crypto::deterministic`: a seeded provider and virtual clock so simulated runs replay bit for bit (tests only) |
 //! | [`connection`] | the per-connection state machine (send/recv paths, CIDs, timers) |
 //! | [`endpoint`] | CID routing, version negotiation, stateless reset, Retry, accepting |
 //! | [`version`] | QUIC v1/v2, Version Negotiation, compatible negotiation (RFC 9368) |

@@ -16,7 +16,11 @@ pub const REQUIRE_PRIVILEGED_VAR: &str = "QUIVER_REQUIRE_PRIVILEGED";
 /// [`check_environment`], then an actual `ip netns add`/`del` of a probe namespace.
 pub fn probe_namespaces() -> std::result::Result<(), String> {
     check_environment().map_err(|e| e.to_string())?;
-    let probe = format!("{PREFIX}-{}-probe", std::process::id());
+    // Unique per call: tests of one process probe concurrently (one name per process
+    // made the second `ip netns add` fail with "File exists" and the test fail or skip).
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = format!("{PREFIX}-{}-probe{n}", std::process::id());
     run("ip", &["netns", "add", &probe])
         .map_err(|e| format!("cannot create a network namespace: {e}"))?;
     let _ = run("ip", &["netns", "del", &probe]);
@@ -68,5 +72,19 @@ mod tests {
     #[should_panic(expected = "QUIVER_REQUIRE_PRIVILEGED forbids skipping")]
     fn missing_privilege_fails_when_required() {
         decide("t", Err("no root".into()), true);
+    }
+
+    /// Concurrent probes in one process must not collide on the namespace name.
+    #[test]
+    fn concurrent_probes_do_not_collide() {
+        if !super::privileged_test("concurrent_probes_do_not_collide") {
+            return;
+        }
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(super::probe_namespaces))
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Ok(()));
+        }
     }
 }

@@ -416,23 +416,30 @@ pub async fn run_client_in(
 
 /// Serve hq-interop on a Quiver endpoint: `GET /name` answers with `files[name]` and FIN,
 /// anything else resets the stream with code 1. The version of every accepted
-/// connection is pushed to `versions`, the connection itself to `conns`.
+/// connection is pushed to `versions`, what it looks like to `seen` ([`ServerSeen`]).
 pub fn spawn_quiver_hq_server(
     ep: quiver::Endpoint,
     files: Arc<HashMap<String, Vec<u8>>>,
     versions: Arc<Mutex<Vec<u32>>>,
-    conns: Arc<Mutex<Vec<quiver::Connection>>>,
+    seen: Arc<Mutex<Vec<ServerSeen>>>,
 ) {
     tokio::spawn(async move {
         while let Some(conn) = ep.accept().await {
             if let Some(v) = conn.version() {
                 versions.lock().unwrap().push(v);
             }
-            conns.lock().unwrap().push(conn.clone());
+            let index = {
+                let mut seen = seen.lock().unwrap();
+                seen.push(ServerSeen::of(&conn));
+                seen.len() - 1
+            };
             let files = files.clone();
+            let seen = seen.clone();
             tokio::spawn(async move {
                 while let Ok((mut send, mut recv)) = conn.accept_bi().await {
                     let files = files.clone();
+                    let seen = seen.clone();
+                    let conn = conn.clone();
                     tokio::spawn(async move {
                         let Ok(req) = recv.read_to_end(1024).await else {
                             return;
@@ -451,11 +458,31 @@ pub fn spawn_quiver_hq_server(
                                 let _ = send.reset(1u32.into());
                             }
                         }
+                        seen.lock().unwrap()[index] = ServerSeen::of(&conn);
                     });
                 }
             });
         }
     });
+}
+
+/// What the hq server saw of one accepted connection, copied while the connection lives
+/// (a drained connection's accessors read nothing): at accept and after each response.
+#[derive(Debug, Clone)]
+pub struct ServerSeen {
+    pub resumed: bool,
+    pub zero_rtt: quiver::ZeroRttStatus,
+    pub stats: quiver::ConnectionStats,
+}
+
+impl ServerSeen {
+    fn of(conn: &quiver::Connection) -> Self {
+        Self {
+            resumed: conn.is_resumed(),
+            zero_rtt: conn.zero_rtt_status(),
+            stats: conn.stats(),
+        }
+    }
 }
 
 /// A Quiver hq-interop server on loopback.
@@ -464,8 +491,8 @@ pub struct QuiverHqServer {
     pub addr: SocketAddr,
     /// Version of each accepted connection.
     pub versions: Arc<Mutex<Vec<u32>>>,
-    /// Every accepted connection (for its statistics).
-    pub conns: Arc<Mutex<Vec<quiver::Connection>>>,
+    /// What was seen of each accepted connection (resumption, 0-RTT, statistics).
+    pub conns: Arc<Mutex<Vec<ServerSeen>>>,
 }
 
 /// A Quiver hq-interop server on loopback speaking `versions` (preferred first).
