@@ -87,6 +87,9 @@ pub struct ClientResult {
     pub lost: Option<String>,
 }
 
+/// The request stream of a client connection and the response bytes so far.
+type Download = (StreamId, Vec<u8>);
+
 enum Role {
     Server {
         /// Request bytes per (connection, stream), then the response left to write.
@@ -100,7 +103,7 @@ enum Role {
         size: usize,
         /// Connections still to open (one after the other).
         remaining: usize,
-        current: Option<(ConnectionHandle, Option<(StreamId, Vec<u8>)>)>,
+        current: Option<(ConnectionHandle, Option<Download>)>,
         results: Vec<ClientResult>,
     },
 }
