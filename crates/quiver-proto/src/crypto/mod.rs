@@ -17,7 +17,7 @@
 //!   configurations restricted to TLS 1.3 and to QUIC-capable cipher suites, optionally
 //!   narrowed by [`CipherSuiteSelection`] and with an optional [`rustls::KeyLog`].
 //!
-//! With the `deterministic-crypto` feature, [`deterministic`] builds the same
+//! With the `deterministic-crypto` feature, `deterministic` builds the same
 //! configurations on a seeded provider and a virtual clock, so simulated handshakes
 //! replay bit for bit (tests and simulations only).
 //!
