@@ -5,7 +5,8 @@ use crate::state::{dir_idx, wake, ConnId, Shared, State};
 use crate::streams::{RecvStream, SendStream};
 use bytes::Bytes;
 use quiver_proto::connection::{
-    ConnectionStats, PathState, SendDatagramError as ProtoDatagramError, ZeroRttStatus,
+    ConnectionStats, DatagramFlowId, PathState, SendDatagramError as ProtoDatagramError,
+    ZeroRttStatus,
 };
 use quiver_proto::sched::StreamClass;
 use quiver_proto::{Dir, Side, StreamId, VarInt};
@@ -250,7 +251,65 @@ impl Connection {
     }
 
     /// Queue an unreliable datagram (RFC 9221); it may be lost and is never resent.
+    /// Unclassed datagrams go out first-in first-out ahead of stream data; see
+    /// [`send_datagram_on`](Self::send_datagram_on) for scheduled ones.
     pub fn send_datagram(&self, data: Bytes) -> Result<(), SendDatagramError> {
+        self.with_datagram_conn(|pc| pc.send_datagram(data))
+    }
+
+    /// Open a datagram flow with a class: its datagrams are ordered by the connection's
+    /// scheduler together with stream data (strict priority, round robin, EDF, …)
+    /// instead of going first in FIFO order. Flows are local; the peer sees plain
+    /// DATAGRAM frames.
+    pub fn open_datagram_flow(
+        &self,
+        class: &StreamClass,
+    ) -> Result<DatagramFlowId, ConnectionError> {
+        let mut st = self.inner.shared.lock();
+        if let Some(e) = st.conn_error(self.inner.id) {
+            return Err(e);
+        }
+        let pc = st.parts(self.inner.id).and_then(|(_, pc)| pc);
+        let pc = pc.ok_or(ConnectionError::LocallyClosed)?;
+        Ok(pc.open_datagram_flow(class))
+    }
+
+    /// Queue a datagram on a flow opened with
+    /// [`open_datagram_flow`](Self::open_datagram_flow). When the flow's queue is full
+    /// its own oldest datagrams are dropped.
+    pub fn send_datagram_on(
+        &self,
+        flow: DatagramFlowId,
+        data: Bytes,
+    ) -> Result<(), SendDatagramError> {
+        self.with_datagram_conn(|pc| pc.send_datagram_on(flow, data))
+    }
+
+    /// Change a datagram flow's class.
+    pub fn set_datagram_flow_class(
+        &self,
+        flow: DatagramFlowId,
+        class: &StreamClass,
+    ) -> Result<(), SendDatagramError> {
+        self.with_datagram_conn(|pc| {
+            pc.set_datagram_flow_class(flow, class)
+                .map_err(|_| ProtoDatagramError::UnknownFlow)
+        })
+    }
+
+    /// Close a datagram flow, dropping its queued datagrams.
+    pub fn close_datagram_flow(&self, flow: DatagramFlowId) -> Result<(), SendDatagramError> {
+        self.with_datagram_conn(|pc| {
+            pc.close_datagram_flow(flow)
+                .map_err(|_| ProtoDatagramError::UnknownFlow)
+        })
+    }
+
+    /// Run a datagram call on the core connection and wake the driver.
+    fn with_datagram_conn(
+        &self,
+        f: impl FnOnce(&mut quiver_proto::connection::Connection) -> Result<(), ProtoDatagramError>,
+    ) -> Result<(), SendDatagramError> {
         {
             let mut st = self.inner.shared.lock();
             if let Some(e) = st.conn_error(self.inner.id) {
@@ -262,13 +321,14 @@ impl Connection {
                     ConnectionError::LocallyClosed,
                 ));
             };
-            pc.send_datagram(data).map_err(|e| match e {
+            f(pc).map_err(|e| match e {
                 ProtoDatagramError::UnsupportedByPeer => SendDatagramError::UnsupportedByPeer,
                 ProtoDatagramError::Disabled => SendDatagramError::Disabled,
                 ProtoDatagramError::TooLarge => SendDatagramError::TooLarge,
                 ProtoDatagramError::ConnectionLost => {
                     SendDatagramError::ConnectionLost(ConnectionError::LocallyClosed)
                 }
+                ProtoDatagramError::UnknownFlow => SendDatagramError::UnknownFlow,
             })?;
         }
         self.inner.shared.wake_driver();

@@ -89,6 +89,9 @@ pub enum SendDatagramError {
     /// The connection was closed or lost.
     #[error("connection lost: {0}")]
     ConnectionLost(ConnectionError),
+    /// The datagram flow was never opened or is closed.
+    #[error("unknown datagram flow")]
+    UnknownFlow,
 }
 
 impl From<WriteError> for io::Error {

@@ -94,7 +94,9 @@ pub use error::{
     StoppedError, WriteError,
 };
 pub use quiver_proto::config::{self, ClientConfig, EndpointConfig, ServerConfig, TransportConfig};
-pub use quiver_proto::connection::{ConnectionStats, MigrateError, PathState, ZeroRttStatus};
+pub use quiver_proto::connection::{
+    ConnectionStats, DatagramFlowId, DatagramFlowStats, MigrateError, PathState, ZeroRttStatus,
+};
 pub use quiver_proto::sched::{self, Deadline, SchedulerKind, StreamClass};
 pub use quiver_proto::{Dir, Side, StreamId, VarInt};
 pub use streams::{RecvStream, SendStream};

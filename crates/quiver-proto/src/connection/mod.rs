@@ -30,6 +30,7 @@ use crate::error::{TransportError, TransportErrorCode};
 use crate::recovery::RttEstimator;
 use crate::sched::StreamClass;
 use crate::shared::{Dir, EcnCodepoint, Epoch, PathId, Side, SpaceId, StreamId};
+pub use crate::streams::{DatagramFlowId, DatagramFlowStats, UnknownFlow};
 use crate::streams::{StreamEvent, StreamsState};
 use crate::transport_params::TransportParameters;
 use bytes::{Bytes, BytesMut};
@@ -203,6 +204,9 @@ pub enum SendDatagramError {
     /// The connection is closed.
     #[error("connection closed")]
     ConnectionLost,
+    /// The datagram flow was never opened or is closed.
+    #[error("unknown datagram flow")]
+    UnknownFlow,
 }
 
 /// Counters for diagnostics and benchmarks.
@@ -864,8 +868,25 @@ impl Connection {
             .map_err(|_| ClosedStream)
     }
     /// Queue an unreliable DATAGRAM frame. When the send buffer is full the oldest
-    /// queued datagrams are dropped.
+    /// queued datagrams are dropped. These unclassed datagrams go out first-in
+    /// first-out ahead of all stream data; [`send_datagram_on`](Self::send_datagram_on)
+    /// schedules datagrams by class instead.
     pub fn send_datagram(&mut self, data: Bytes) -> Result<(), SendDatagramError> {
+        self.check_datagram(&data)?;
+        let d = &mut self.datagrams;
+        while d.send_bytes + data.len() > self.config.datagram_send_buffer_size {
+            match d.send.pop_front() {
+                Some(old) => d.send_bytes -= old.len(),
+                None => break,
+            }
+        }
+        d.send_bytes += data.len();
+        d.send.push_back(data);
+        Ok(())
+    }
+
+    /// Whether a datagram of this size may be sent now.
+    fn check_datagram(&self, data: &Bytes) -> Result<(), SendDatagramError> {
         if self.is_closed() {
             return Err(SendDatagramError::ConnectionLost);
         }
@@ -880,17 +901,52 @@ impl Connection {
         if data.len() > max.unwrap_or(0) {
             return Err(SendDatagramError::TooLarge);
         }
-        let d = &mut self.datagrams;
-        while d.send_bytes + data.len() > self.config.datagram_send_buffer_size {
-            match d.send.pop_front() {
-                Some(old) => d.send_bytes -= old.len(),
-                None => break,
-            }
-        }
-        d.send_bytes += data.len();
-        d.send.push_back(data);
         Ok(())
     }
+
+    /// Open a datagram flow: datagrams sent on it with
+    /// [`send_datagram_on`](Self::send_datagram_on) are ordered by the connection's
+    /// scheduler under `class`, together with the stream data (see
+    /// `streams/datagram_flows.rs`). Flows are local: the peer sees plain DATAGRAM
+    /// frames.
+    pub fn open_datagram_flow(&mut self, class: &StreamClass) -> DatagramFlowId {
+        self.streams.open_datagram_flow(class)
+    }
+
+    /// Change a datagram flow's class.
+    pub fn set_datagram_flow_class(
+        &mut self,
+        flow: DatagramFlowId,
+        class: &StreamClass,
+    ) -> Result<(), UnknownFlow> {
+        self.streams.set_datagram_flow_class(flow, class)
+    }
+
+    /// Close a datagram flow, dropping what it still has queued.
+    pub fn close_datagram_flow(&mut self, flow: DatagramFlowId) -> Result<(), UnknownFlow> {
+        self.streams.close_datagram_flow(flow)
+    }
+
+    /// Queue a datagram on a flow. Each flow holds up to the datagram send buffer size
+    /// ([`TransportConfig::datagram_send_buffer_size`]); beyond that its own oldest
+    /// datagrams are dropped ([`DatagramFlowStats::dropped`]).
+    pub fn send_datagram_on(
+        &mut self,
+        flow: DatagramFlowId,
+        data: Bytes,
+    ) -> Result<(), SendDatagramError> {
+        self.check_datagram(&data)?;
+        let limit = self.config.datagram_send_buffer_size;
+        self.streams
+            .queue_flow_datagram(flow, data, limit)
+            .map_err(|_| SendDatagramError::UnknownFlow)
+    }
+
+    /// Datagram flow counters.
+    pub fn datagram_flow_stats(&self) -> DatagramFlowStats {
+        self.streams.datagram_flow_stats()
+    }
+
     /// Take the next received datagram.
     pub fn recv_datagram(&mut self) -> Option<Bytes> {
         let d = self.datagrams.recv.pop_front()?;

@@ -52,6 +52,7 @@
 //!
 //! [`StreamEvent::Readable`] is edge-triggered: read until `Blocked` to re-arm it.
 
+mod datagram_flows;
 mod frames;
 mod ranges;
 mod recv;
@@ -60,6 +61,7 @@ mod send;
 mod tests;
 mod transmit;
 
+pub use datagram_flows::{DatagramFlowId, DatagramFlowStats, UnknownFlow};
 pub use recv::{RecvBuffer, RecvState};
 pub use send::{SendBuffer, SendState};
 pub use transmit::SentStreamFrames;
@@ -343,6 +345,8 @@ pub struct StreamsState {
     /// keeps a stream from being queued twice).
     write_blocked: VecDeque<StreamId>,
     events: VecDeque<StreamEvent>,
+    /// Datagram flows scheduled with the streams (see `datagram_flows.rs`).
+    dgram: datagram_flows::Flows,
 }
 
 impl StreamsState {
@@ -402,6 +406,7 @@ impl StreamsState {
             now,
             write_blocked: VecDeque::new(),
             events: VecDeque::new(),
+            dgram: Default::default(),
             config,
         }
     }
@@ -625,6 +630,10 @@ impl StreamsState {
     pub fn expire(&mut self, now: Instant) {
         self.set_now(now);
         while let Some(id) = self.scheduler.poll_expired(now) {
+            if Self::is_flow(id) {
+                self.expire_flow(id);
+                continue;
+            }
             self.ready.remove(&id);
             if self.do_reset(id, DEADLINE_EXCEEDED_CODE) {
                 self.events.push_back(StreamEvent::Expired { id });

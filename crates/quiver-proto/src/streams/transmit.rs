@@ -192,6 +192,12 @@ impl StreamsState {
             let Some(id) = self.scheduler.next(now) else {
                 break;
             };
+            if Self::is_flow(id) {
+                if !self.write_flow_datagram(id, buf, room, buf.len() == start) {
+                    break;
+                }
+                continue;
+            }
             let Some(send) = self.streams.get_mut(&id).and_then(|s| s.send.as_mut()) else {
                 self.ready.remove(&id);
                 self.scheduler.on_closed(id);
