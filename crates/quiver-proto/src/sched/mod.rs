@@ -32,6 +32,11 @@
 //!    (RESET_STREAM, RFC 9000 §19.4) with [`DEADLINE_EXCEEDED_CODE`], and the application
 //!    told.
 //!
+//! Datagram flows (`Connection::open_datagram_flow`) take part too: the scheduler sees
+//! each flow as a stream with a pseudo ID of 2^62 or more (above every real stream ID)
+//! and the class the flow was given, so DATAGRAM and STREAM frames follow one policy. A
+//! scheduler must therefore not assume that every ID it is given is a real stream ID.
+//!
 //! # Rules every scheduler in this module follows
 //! - **Retransmissions keep their place.** A stream gets an *arrival sequence* the first
 //!   time it becomes ready and keeps it until it is closed. Policies order equals by it,
