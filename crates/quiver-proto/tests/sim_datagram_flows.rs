@@ -256,7 +256,7 @@ fn median_latency(o: &Outcome) -> Duration {
 fn urgent_datagram_flow_is_not_starved_under_abs_but_is_under_fcfs() {
     let urgent = StreamClass::new().with_priority(0);
     let bulk = StreamClass::new().with_priority(5);
-    let abs = run(SchedulerKind::Abs, urgent.clone(), bulk.clone());
+    let abs = run(SchedulerKind::Abs, urgent, bulk);
     let fcfs = run(SchedulerKind::Fcfs, urgent, bulk);
     eprintln!(
         "abs: delivered {:.2}, median {:?}, bulk datagrams {}, stream {} B; \
@@ -288,7 +288,7 @@ fn urgent_datagram_flow_is_not_starved_under_abs_but_is_under_fcfs() {
 #[test]
 fn round_robin_shares_between_stream_and_datagram_flows() {
     let class = StreamClass::default();
-    let rr = run(SchedulerKind::RoundRobin, class.clone(), class);
+    let rr = run(SchedulerKind::RoundRobin, class, class);
     eprintln!(
         "rr: delivered {:.2}, median {:?}, bulk datagrams {}, stream {} B",
         delivered(&rr),

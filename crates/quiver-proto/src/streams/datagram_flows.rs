@@ -83,7 +83,7 @@ impl StreamsState {
         self.dgram.flows.insert(
             id.0,
             Flow {
-                class: class.clone(),
+                class: *class,
                 ..Flow::default()
             },
         );
@@ -98,7 +98,7 @@ impl StreamsState {
         class: &StreamClass,
     ) -> Result<(), UnknownFlow> {
         let flow = self.dgram.flows.get_mut(&id.0).ok_or(UnknownFlow)?;
-        flow.class = class.clone();
+        flow.class = *class;
         self.scheduler.set_class(id.sched_id(), class, self.now);
         Ok(())
     }
@@ -134,7 +134,7 @@ impl StreamsState {
         flow.queue.push_back(data);
         if flow.forgotten {
             flow.forgotten = false;
-            let class = flow.class.clone();
+            let class = flow.class;
             self.scheduler.on_open(id.sched_id(), &class, self.now);
         }
         self.mark_ready(id.sched_id());
