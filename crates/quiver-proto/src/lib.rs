@@ -114,6 +114,7 @@ pub mod crypto;
 pub mod endpoint;
 pub mod error;
 pub mod frame;
+pub mod fuzz;
 pub mod packet;
 pub mod qlog;
 pub mod range_set;

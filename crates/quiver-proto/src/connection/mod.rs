@@ -6,6 +6,7 @@
 
 mod cids;
 mod crypto_stream;
+mod inject;
 mod key_update;
 mod mtud;
 mod paths;
