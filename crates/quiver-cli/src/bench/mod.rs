@@ -25,6 +25,7 @@ use std::path::PathBuf;
 
 mod aead;
 mod classes;
+mod fuzz;
 mod handshakes;
 mod icount;
 mod procfs;
@@ -73,6 +74,9 @@ pub enum BenchCommand {
     Classes(classes::ClassesArgs),
     /// Cost of the stream schedulers' operations at 1k/10k/100k streams.
     SchedOps(sched_ops::SchedOpsArgs),
+    /// Fuzz the transport's decoders and live receive paths for a time budget per target;
+    /// failing inputs are saved with a command that replays them.
+    Fuzz(fuzz::FuzzArgs),
     /// Instruction counts of the transport's hot paths under valgrind (callgrind):
     /// packet seal/open, ACK processing and encoding, 1 MiB transfers.
     Instructions(icount::InstructionsArgs),
@@ -187,6 +191,7 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<i32> {
         BenchCommand::Throughput(args) => throughput::run(args),
         BenchCommand::Classes(args) => classes::run(args),
         BenchCommand::SchedOps(args) => sched_ops::run(args),
+        BenchCommand::Fuzz(args) => fuzz::run(args),
         BenchCommand::Handshakes(args) => handshakes::run(args),
         BenchCommand::Aead(args) => aead::run(args),
         BenchCommand::Instructions(args) => icount::run(args),
