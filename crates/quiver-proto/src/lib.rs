@@ -45,6 +45,7 @@
 //! | [`streams`], [`sched`] | stream state, flow control, scheduling |
 //! | [`recovery`], [`cc`] | RFC 9002 loss detection, RTT, ACK tracking; congestion control and pacing |
 //! | [`qlog`] | typed connection events, the subscriber hook, qlog JSON-SEQ serialisation |
+//! | [`fuzz`] | seeded mutation fuzzing of the decoders and of live connections |
 //!
 //! ## Session resumption, 0-RTT and replay
 //! Servers built with [`crypto::server_config`] send two single-use session tickets after
@@ -77,7 +78,15 @@
 //! acknowledged; the previous receive key is kept for three PTOs for reordered packets.
 //! Packets failing authentication are counted across all keys; beyond the integrity
 //! limit ([`config::TransportConfig::integrity_limit`]) the connection closes with
-//! AEAD_LIMIT_REACHED (RFC 9001 §6.6).
+//! AEAD_LIMIT_REACHED (RFC 9001 §6.6). A peer that updates keys before we acknowledged a
+//! packet it sent in the current phase (twice in a row, or on its first 1-RTT packets)
+//! is closed with KEY_UPDATE_ERROR (RFC 9001 §6.1, §6.2).
+//!
+//! ## Fuzzing
+//! [`fuzz`] is a seeded mutation fuzzer on the stable toolchain for every wire decoder
+//! and for live connections (payloads sealed with the real Initial, Handshake and 1-RTT
+//! keys). The test suite runs a short fixed-seed pass (`tests/fuzz.rs`);
+//! `quiver bench fuzz --target all --secs N` runs it for N seconds per target.
 //!
 //! ## Migration and path validation
 //! PATH_CHALLENGE/PATH_RESPONSE validate a path (RFC 9000 §8.2,
@@ -100,7 +109,7 @@
 //! The multipath extension itself; a client following a compatible version upgrade
 //! (RFC 9368: a Quiver server upgrades clients from v1 to v2, a Quiver client keeps the
 //! version it started with, because rustls fixes the key labels when the session is
-//! created); KEY_UPDATE_ERROR for too-frequent peer updates (a MAY). Path-MTU discovery
+//! created). Path-MTU discovery
 //! is implemented: see [`config::MtuDiscoveryConfig`].
 
 #![forbid(unsafe_code)]

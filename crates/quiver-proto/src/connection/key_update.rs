@@ -13,6 +13,11 @@
 //!   current send key protected 3/4 of the confidentiality limit. An update happens
 //!   only after the handshake is confirmed and once a packet sent with the current
 //!   keys was acknowledged (RFC 9001 §6.1); until then the request waits.
+//! - **Premature peer updates**: a peer may update only after it saw an ACK of a packet
+//!   it sent in the current phase, so an authentic packet of the next phase that arrives
+//!   before we sent such an ACK closes the connection with KEY_UPDATE_ERROR (RFC 9001
+//!   §6.1, §6.2). That covers two updates in a row and a flip on the first 1-RTT
+//!   packets, before the handshake is confirmed.
 //! - **Confidentiality limit** (RFC 9001 §6.6): a send key that reaches it without an
 //!   update being possible is not used further: the connection closes with
 //!   AEAD_LIMIT_REACHED.
@@ -157,21 +162,26 @@ impl Connection {
         packet: &mut Packet,
         pn: u64,
     ) -> Result<bool, TransportError> {
-        let opened = self.open_1rtt(now, packet, pn);
+        let opened = self.open_1rtt(now, packet, pn)?;
         if !opened {
             self.on_auth_failure()?;
         }
         Ok(opened)
     }
 
-    fn open_1rtt(&mut self, now: Instant, packet: &mut Packet, pn: u64) -> bool {
+    fn open_1rtt(
+        &mut self,
+        now: Instant,
+        packet: &mut Packet,
+        pn: u64,
+    ) -> Result<bool, TransportError> {
         let phase = packet.header.key_phase();
         if phase == self.key_update.phase {
             let Some(keys) = self.levels[2].remote.as_ref() else {
-                return false;
+                return Ok(false);
             };
             if packet.decrypt(&*keys.packet, pn).is_err() {
-                return false;
+                return Ok(false);
             }
             match self.key_update.first_recv_pn {
                 None => {
@@ -186,28 +196,38 @@ impl Connection {
                 Some(f) if pn < f => self.key_update.first_recv_pn = Some(pn),
                 Some(_) => {}
             }
-            return true;
+            return Ok(true);
         }
         // The other phase: an old packet of the previous phase, or a peer's update.
         if let Some(prev) = self.key_update.prev_remote.as_ref() {
             let old = self.key_update.first_recv_pn.is_none_or(|first| pn < first);
             if old {
-                return packet.decrypt(&**prev, pn).is_ok();
+                return Ok(packet.decrypt(&**prev, pn).is_ok());
             }
         }
         self.prepare_next_keys();
         let Some(next) = self.key_update.next_remote.as_ref() else {
-            return false;
+            return Ok(false);
         };
         if packet.decrypt(&**next, pn).is_err() {
-            return false;
+            return Ok(false);
+        }
+        // An authentic update the peer was not allowed to start yet: it cannot have
+        // seen an acknowledgement of a packet it sent in the current phase, because we
+        // sent none (RFC 9001 §6.1; §6.2 allows KEY_UPDATE_ERROR). This also covers an
+        // update before the handshake is confirmed: the first phase has no such ACK
+        // until we acknowledged a 1-RTT packet.
+        if !self.key_update.peer_phase_acked {
+            return Err(TransportError::KEY_UPDATE_ERROR(
+                "peer updated keys before its current phase was acknowledged",
+            ));
         }
         // The peer updated keys: follow (RFC 9001 §6.2).
         let (Some(next_remote), Some(next_local)) = (
             self.key_update.next_remote.take(),
             self.key_update.next_local.take(),
         ) else {
-            return false;
+            return Ok(false);
         };
         if let Some(level) = self.levels[2].remote.as_mut() {
             let old = std::mem::replace(&mut level.packet, next_remote);
@@ -225,6 +245,6 @@ impl Connection {
         let generation = self.stats.key_updates;
         self.trace_key_update(Some(now), generation, KeyUpdateTrigger::RemoteUpdate);
         tracing::debug!(side = ?self.side, phase = self.key_update.phase, "following peer key update");
-        true
+        Ok(true)
     }
 }

@@ -358,6 +358,9 @@ impl Connection {
         sent.ect0 = self.ecn.on_packet_sent(epoch);
         let in_flight = eliciting || padded;
         let rate = in_flight.then(|| self.rate.on_sent(now, self.bytes_in_flight()));
+        if let (Epoch::Data, false, Some(largest)) = (epoch, zero_rtt, sent.largest_acked_in_ack) {
+            self.key_update.on_ack_sent(largest);
+        }
         self.spaces[space_idx].sent.on_packet_sent(
             pn,
             SentPacket {

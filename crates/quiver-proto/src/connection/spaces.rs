@@ -136,6 +136,10 @@ pub(crate) struct KeyUpdate {
     /// 1-RTT and Handshake packets that failed authentication, across all keys
     /// (integrity limit, RFC 9001 §6.6).
     pub(crate) auth_failures: u64,
+    /// We acknowledged (in a packet protected with the current keys) a packet the peer
+    /// sent in the current phase; until then a peer's key update is premature
+    /// (RFC 9001 §6.1, §6.2: KEY_UPDATE_ERROR).
+    pub(crate) peer_phase_acked: bool,
 }
 
 impl KeyUpdate {
@@ -151,6 +155,7 @@ impl KeyUpdate {
             sent_in_phase: 0,
             requested: false,
             auth_failures: 0,
+            peer_phase_acked: false,
         }
     }
 
@@ -159,6 +164,13 @@ impl KeyUpdate {
         self.sent_in_phase += 1;
         if self.first_sent_pn.is_none() {
             self.first_sent_pn = Some(pn);
+        }
+    }
+
+    /// We sent, with the current keys, an ACK frame whose largest number is `largest`.
+    pub(crate) fn on_ack_sent(&mut self, largest: u64) {
+        if self.first_recv_pn.is_some_and(|f| largest >= f) {
+            self.peer_phase_acked = true;
         }
     }
 
@@ -173,6 +185,7 @@ impl KeyUpdate {
     pub(crate) fn start_phase(&mut self, first_recv_pn: Option<u64>) {
         self.phase = !self.phase;
         self.first_recv_pn = first_recv_pn;
+        self.peer_phase_acked = false;
         self.first_sent_pn = None;
         self.current_acked = false;
         self.sent_in_phase = 0;

@@ -251,3 +251,52 @@ fn integrity_limit_closes_with_aead_limit_reached() {
     forge(&mut p);
     p.expect_close(Side::Server, Code::AEAD_LIMIT_REACHED, None);
 }
+
+/// RFC 9001 §6.1/§6.2: a peer that updates keys a second time before we acknowledged
+/// any packet it sent in the current phase is closed with KEY_UPDATE_ERROR.
+#[test]
+fn consecutive_peer_updates_without_ack_are_key_update_error() {
+    let mut p = Pair::default_established();
+    let id = p.client_conn().open(Dir::Bi).unwrap();
+    // First update: the server follows but has not answered (nothing polled).
+    assert!(p.client_conn().initiate_key_update());
+    p.client_conn().write(id, b"phase one").unwrap();
+    for d in p.take_transmits(Side::Client) {
+        p.deliver(Side::Server, &d);
+    }
+    assert_eq!(p.server_conn().stats().key_updates_followed, 1);
+    assert!(p.server_conn().close_reason().is_none());
+    // A misbehaving client updates again without waiting for the ACK.
+    p.client_conn().key_update.current_acked = true;
+    assert!(p.client_conn().initiate_key_update());
+    p.client_conn().write(id, b"phase two").unwrap();
+    for d in p.take_transmits(Side::Client) {
+        p.deliver(Side::Server, &d);
+    }
+    p.expect_close(Side::Server, Code::KEY_UPDATE_ERROR, None);
+}
+
+/// A key phase flip on the first 1-RTT packets a client receives, before its handshake
+/// is confirmed and before it acknowledged any 1-RTT packet, is KEY_UPDATE_ERROR too.
+#[test]
+fn key_phase_flip_before_confirmation_is_key_update_error() {
+    let mut p = Pair::start(transport(), transport());
+    for (from, to) in [
+        (Side::Client, Side::Server),
+        (Side::Server, Side::Client),
+        (Side::Client, Side::Server),
+    ] {
+        for d in p.take_transmits(from) {
+            p.deliver(to, &d);
+        }
+    }
+    assert!(!p.client_conn().handshake_confirmed);
+    assert!(!p.client_conn().key_update.peer_phase_acked);
+    // A server that flips the key phase at once (its own guard forced open).
+    p.server_conn().key_update.current_acked = true;
+    assert!(p.server_conn().initiate_key_update());
+    for d in p.take_transmits(Side::Server) {
+        p.deliver(Side::Client, &d);
+    }
+    p.expect_close(Side::Client, Code::KEY_UPDATE_ERROR, None);
+}
