@@ -24,7 +24,7 @@ fn budget(default_execs: u64) -> Box<dyn FnMut(u64) -> bool> {
     {
         Some(secs) => {
             let end = Instant::now() + Duration::from_secs(secs);
-            Box::new(move |n| n % 16 == 0 && Instant::now() >= end)
+            Box::new(move |n| n.is_multiple_of(16) && Instant::now() >= end)
         }
         None => Box::new(move |n| n >= default_execs),
     }

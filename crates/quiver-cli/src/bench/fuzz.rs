@@ -114,7 +114,7 @@ pub fn run(args: FuzzArgs) -> anyhow::Result<i32> {
             continue;
         }
         let start = Instant::now();
-        let mut stop = |n: u64| n % 8 == 0 && start.elapsed() >= budget;
+        let mut stop = |n: u64| n.is_multiple_of(8) && start.elapsed() >= budget;
         let report = fuzz::run(&mut **t, args.seed, &mut stop);
         let secs = start.elapsed().as_secs_f64();
         let result = match &report.finding {

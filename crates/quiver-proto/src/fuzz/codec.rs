@@ -415,7 +415,7 @@ impl Target for FramesTarget {
         let mut sig = SIG_START;
         let mut iter = frame::Iter::new(Bytes::copy_from_slice(input));
         let mut count = 0usize;
-        while let Some(res) = iter.next() {
+        for res in iter.by_ref() {
             count += 1;
             if count > input.len() {
                 return Err("more frames than bytes".into());

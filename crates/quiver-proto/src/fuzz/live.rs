@@ -513,9 +513,7 @@ impl Target for Live1RttTarget {
                 self.uses = 0;
             }
         }
-        if self.uses != u32::MAX {
-            self.uses += 1;
-        }
+        self.uses = self.uses.saturating_add(1);
         let p = self.pair.as_mut().ok_or("no pair")?;
         let victim_dcid = p.conn(victim).map(|c| c.current_remote_cid());
         if !p.inject(from, Epoch::Data, payload) {
@@ -642,13 +640,11 @@ pub fn expectations() -> Vec<Expectation> {
     let mut max_streams_big = vec![0x12];
     max_streams_big.put_var((1 << 60) + 1);
     let mut ack_ahead = Vec::new();
-    Frame::Ack(frame::Ack {
-        largest: 1_000_000,
-        delay: 0,
-        ranges: vec![999_990..1_000_001],
-        ecn: None,
-    })
-    .encode(&mut ack_ahead);
+    let mut ahead = crate::range_set::RangeSet::new();
+    ahead.insert(999_990..1_000_001);
+    if let Some(a) = frame::Ack::from_ranges(0, &ahead, None) {
+        Frame::Ack(a).encode(&mut ack_ahead);
+    }
     let mut ack_underflow = vec![ft::ACK as u8];
     ack_underflow.put_var(3); // largest
     ack_underflow.put_var(0); // delay
