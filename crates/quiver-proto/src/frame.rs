@@ -1,5 +1,6 @@
-//! QUIC frames (RFC 9000 §19, DATAGRAM from RFC 9221 §4): one [`Frame`] enum with exact
-//! typed encoding and a bounds-checked decoder.
+//! QUIC frames (RFC 9000 §19, DATAGRAM from RFC 9221 §4, the multipath frames of
+//! draft-ietf-quic-multipath-21 §4): one [`Frame`] enum with exact typed encoding and a
+//! bounds-checked decoder.
 //!
 //! # Decoding
 //! [`Iter`] walks a decrypted packet payload and yields one `Result<Frame, FrameError>`
@@ -15,6 +16,11 @@
 //! packet carry at least one frame, stream-id limits, ...) belong to the caller; see
 //! [`Frame::allowed_in`] and [`PacketKind::allows`].
 //!
+//! The multipath frames decode whether or not the extension was negotiated; a connection
+//! that did not negotiate it must treat them as unknown frames ([`Frame::is_multipath`]).
+//! A path ID above 2^32 - 1 cannot be below any path limit, so the decoder reports it
+//! as a PROTOCOL_VIOLATION (draft-ietf-quic-multipath-21 §4), not as an encoding error.
+//!
 //! # Encoding
 //! [`Frame::encode`] writes a frame and [`Frame::encoded_len`] predicts its size exactly.
 //! STREAM and DATAGRAM frames written through [`Frame::encode`] always carry a Length
@@ -26,7 +32,7 @@ use crate::cid::{ConnectionId, ResetToken, MAX_CID_SIZE, RESET_TOKEN_SIZE};
 use crate::coding::{size_of_varint, BufExt, BufMutExt, UnexpectedEnd, VarInt};
 use crate::error::{TransportError, TransportErrorCode};
 use crate::range_set::RangeSet;
-use crate::shared::{Dir, StreamId};
+use crate::shared::{Dir, PathId, PathStatus, StreamId};
 use bytes::{Buf, BufMut, Bytes};
 use std::ops::Range;
 
@@ -93,10 +99,35 @@ pub mod frame_type {
     pub const DATAGRAM: u64 = 0x30;
     /// DATAGRAM with a Length field (RFC 9221 §4).
     pub const DATAGRAM_LEN: u64 = 0x31;
+    /// PATH_ACK (draft-ietf-quic-multipath-21 §4.1).
+    pub const PATH_ACK: u64 = 0x3e;
+    /// PATH_ACK with ECN counts (draft-ietf-quic-multipath-21 §4.1).
+    pub const PATH_ACK_ECN: u64 = 0x3f;
+    /// PATH_ABANDON (draft-ietf-quic-multipath-21 §4.2).
+    pub const PATH_ABANDON: u64 = 0x3e75;
+    /// PATH_STATUS_BACKUP (draft-ietf-quic-multipath-21 §4.3).
+    pub const PATH_STATUS_BACKUP: u64 = 0x3e76;
+    /// PATH_STATUS_AVAILABLE (draft-ietf-quic-multipath-21 §4.3).
+    pub const PATH_STATUS_AVAILABLE: u64 = 0x3e77;
+    /// PATH_NEW_CONNECTION_ID (draft-ietf-quic-multipath-21 §4.4).
+    pub const PATH_NEW_CONNECTION_ID: u64 = 0x3e78;
+    /// PATH_RETIRE_CONNECTION_ID (draft-ietf-quic-multipath-21 §4.5).
+    pub const PATH_RETIRE_CONNECTION_ID: u64 = 0x3e79;
+    /// MAX_PATH_ID (draft-ietf-quic-multipath-21 §4.6).
+    pub const MAX_PATH_ID: u64 = 0x3e7a;
+    /// PATHS_BLOCKED (draft-ietf-quic-multipath-21 §4.7).
+    pub const PATHS_BLOCKED: u64 = 0x3e7b;
+    /// PATH_CIDS_BLOCKED (draft-ietf-quic-multipath-21 §4.7).
+    pub const PATH_CIDS_BLOCKED: u64 = 0x3e7c;
 
     /// Whether `ty` is one of the STREAM types 0x08..=0x0f.
     pub const fn is_stream(ty: u64) -> bool {
         ty >= STREAM && ty <= STREAM_MAX
+    }
+
+    /// Whether `ty` is one of the frame types of the multipath extension.
+    pub const fn is_multipath(ty: u64) -> bool {
+        ty == PATH_ACK || ty == PATH_ACK_ECN || (ty >= PATH_ABANDON && ty <= PATH_CIDS_BLOCKED)
     }
 }
 
@@ -153,12 +184,15 @@ impl PacketKind {
             | ft::APPLICATION_CLOSE
             | ft::DATAGRAM
             | ft::DATAGRAM_LEN => matches!(self, ZeroRtt | OneRtt),
+            // draft-ietf-quic-multipath-21 §4: multipath frames only in 1-RTT packets.
+            t if ft::is_multipath(t) => self == OneRtt,
             _ => false,
         }
     }
 }
 
-/// A malformed frame (maps to FRAME_ENCODING_ERROR, RFC 9000 §12.4).
+/// A malformed frame (maps to FRAME_ENCODING_ERROR, RFC 9000 §12.4), or a well-formed
+/// one carrying a value no connection state can accept (maps to PROTOCOL_VIOLATION).
 #[derive(Debug, Clone, Copy, Eq, PartialEq, thiserror::Error)]
 #[error("malformed frame{}: {reason}", frame_type.map(|t| format!(" {t:#x}")).unwrap_or_default())]
 pub struct FrameError {
@@ -166,11 +200,19 @@ pub struct FrameError {
     pub frame_type: Option<u64>,
     /// What was wrong.
     pub reason: &'static str,
+    /// The frame parsed but a value is out of range in a way the protocol calls a
+    /// PROTOCOL_VIOLATION (a path ID above 2^32 - 1, draft-ietf-quic-multipath-21 §4).
+    pub protocol_violation: bool,
 }
 
 impl From<FrameError> for TransportError {
     fn from(e: FrameError) -> Self {
-        let err = TransportError::new(TransportErrorCode::FRAME_ENCODING_ERROR, e.reason);
+        let code = if e.protocol_violation {
+            TransportErrorCode::PROTOCOL_VIOLATION
+        } else {
+            TransportErrorCode::FRAME_ENCODING_ERROR
+        };
+        let err = TransportError::new(code, e.reason);
         match e.frame_type {
             Some(t) => err.with_frame(t),
             None => err,
@@ -252,6 +294,83 @@ pub enum Frame {
     HandshakeDone,
     /// DATAGRAM (RFC 9221 §4).
     Datagram(Datagram),
+    /// PATH_ACK / PATH_ACK_ECN (draft-ietf-quic-multipath-21 §4.1): an ACK of one
+    /// path's packet-number space.
+    PathAck {
+        /// The path whose packet-number space is acknowledged.
+        path_id: PathId,
+        /// The acknowledgement, encoded as in an ACK frame.
+        ack: Ack,
+    },
+    /// PATH_ABANDON (draft-ietf-quic-multipath-21 §4.2).
+    PathAbandon {
+        /// The path to abandon.
+        path_id: PathId,
+        /// Why ([`TransportErrorCode::NO_ERROR`] or one of the multipath codes).
+        error_code: TransportErrorCode,
+    },
+    /// PATH_STATUS_AVAILABLE / PATH_STATUS_BACKUP (draft-ietf-quic-multipath-21 §4.3).
+    PathStatus {
+        /// The path the status is for.
+        path_id: PathId,
+        /// Per-path sequence number; only increases take effect.
+        sequence: u64,
+        /// The announced status.
+        status: PathStatus,
+    },
+    /// PATH_NEW_CONNECTION_ID (draft-ietf-quic-multipath-21 §4.4): a CID usable only on
+    /// `path_id`; sequence numbers are per path.
+    PathNewConnectionId {
+        /// The path the CID belongs to.
+        path_id: PathId,
+        /// The CID, its sequence number, Retire Prior To and reset token.
+        cid: NewConnectionId,
+    },
+    /// PATH_RETIRE_CONNECTION_ID (draft-ietf-quic-multipath-21 §4.5).
+    PathRetireConnectionId {
+        /// The path the CID belongs to.
+        path_id: PathId,
+        /// Sequence number (within the path) of the CID being retired.
+        sequence: u64,
+    },
+    /// MAX_PATH_ID (draft-ietf-quic-multipath-21 §4.6): the largest path ID the sender
+    /// accepts.
+    MaxPathId(PathId),
+    /// PATHS_BLOCKED (draft-ietf-quic-multipath-21 §4.7): the sender wanted a path but
+    /// hit this limit.
+    PathsBlocked(PathId),
+    /// PATH_CIDS_BLOCKED (draft-ietf-quic-multipath-21 §4.7): the sender has no unused
+    /// CID for `path_id`.
+    PathCidsBlocked {
+        /// The path lacking CIDs.
+        path_id: PathId,
+        /// The next CID sequence number the sender expects for the path.
+        next_sequence: u64,
+    },
+}
+
+impl PathStatus {
+    /// The frame type announcing this status.
+    pub fn frame_type(self) -> u64 {
+        match self {
+            PathStatus::Available => ft::PATH_STATUS_AVAILABLE,
+            PathStatus::Backup => ft::PATH_STATUS_BACKUP,
+        }
+    }
+}
+
+/// Error codes of PATH_ABANDON (draft-ietf-quic-multipath-21 §4.2.1), next to
+/// [`TransportErrorCode::NO_ERROR`].
+pub mod path_error {
+    use crate::error::TransportErrorCode;
+    /// The application asked for the path to be abandoned.
+    pub const APPLICATION_ABANDON_PATH: TransportErrorCode = TransportErrorCode(0x3e);
+    /// The transport cannot allocate resources for the path.
+    pub const PATH_RESOURCE_LIMIT_REACHED: TransportErrorCode = TransportErrorCode(0x3e75);
+    /// The interface is unstable or the path performs poorly.
+    pub const PATH_UNSTABLE_OR_POOR: TransportErrorCode = TransportErrorCode(0x3e76);
+    /// No connection ID is available for the path.
+    pub const NO_CID_AVAILABLE_FOR_PATH: TransportErrorCode = TransportErrorCode(0x3e77);
 }
 
 /// ECN counts carried in an ACK frame of type 0x03 (RFC 9000 §19.3.2).
@@ -342,8 +461,9 @@ impl Ack {
             .map_or(0, |r| self.largest.saturating_sub(r.start))
     }
 
-    fn encoded_len(&self) -> usize {
-        1 + size_of_varint(self.largest)
+    /// Size of the fields after the frame type (shared by ACK and PATH_ACK).
+    fn body_len(&self) -> usize {
+        size_of_varint(self.largest)
             + size_of_varint(self.delay)
             + size_of_varint(self.ranges.len().saturating_sub(1) as u64)
             + size_of_varint(self.first_range())
@@ -354,12 +474,21 @@ impl Ack {
             + self.ecn.as_ref().map_or(0, EcnCounts::encoded_len)
     }
 
+    fn encoded_len(&self) -> usize {
+        1 + self.body_len()
+    }
+
     fn encode<B: BufMut>(&self, buf: &mut B) {
+        buf.put_u8(self.ty() as u8);
+        self.encode_body(buf);
+    }
+
+    /// The fields after the frame type (shared by ACK and PATH_ACK).
+    fn encode_body<B: BufMut>(&self, buf: &mut B) {
         debug_assert!(self
             .ranges
             .first()
             .is_some_and(|r| r.end == self.largest + 1));
-        buf.put_u8(self.ty() as u8);
         buf.put_var(self.largest);
         buf.put_var(self.delay);
         buf.put_var(self.ranges.len().saturating_sub(1) as u64);
@@ -398,6 +527,31 @@ impl Ack {
         max_size: usize,
         buf: &mut B,
     ) -> usize {
+        Self::encode_descending(None, delay, descending, ecn, max_size, buf)
+    }
+
+    /// Like [`encode_from_descending`](Self::encode_from_descending) but writes a
+    /// PATH_ACK (type 0x3e, or 0x3f with `ecn`) for the space of `path_id`
+    /// (draft-ietf-quic-multipath-21 §4.1).
+    pub fn encode_path_ack_from_descending<B: BufMut>(
+        path_id: PathId,
+        delay: u64,
+        descending: impl Iterator<Item = Range<u64>> + Clone,
+        ecn: Option<&EcnCounts>,
+        max_size: usize,
+        buf: &mut B,
+    ) -> usize {
+        Self::encode_descending(Some(path_id), delay, descending, ecn, max_size, buf)
+    }
+
+    fn encode_descending<B: BufMut>(
+        path_id: Option<PathId>,
+        delay: u64,
+        descending: impl Iterator<Item = Range<u64>> + Clone,
+        ecn: Option<&EcnCounts>,
+        max_size: usize,
+        buf: &mut B,
+    ) -> usize {
         let Some(first) = descending.clone().next() else {
             return 0;
         };
@@ -408,6 +562,7 @@ impl Ack {
         let first_range = largest - first.start;
         // Everything except the ACK Range Count field and the additional ranges.
         let base = 1
+            + path_id.map_or(0, |p| size_of_varint(u64::from(p.0)))
             + size_of_varint(largest)
             + size_of_varint(delay)
             + size_of_varint(first_range)
@@ -438,7 +593,17 @@ impl Ack {
         if total > max_size {
             return 0;
         }
-        buf.put_u8(if ecn.is_some() { ft::ACK_ECN } else { ft::ACK } as u8);
+        // All four types fit in one byte.
+        let ty = match (path_id, ecn.is_some()) {
+            (None, false) => ft::ACK,
+            (None, true) => ft::ACK_ECN,
+            (Some(_), false) => ft::PATH_ACK,
+            (Some(_), true) => ft::PATH_ACK_ECN,
+        };
+        buf.put_u8(ty as u8);
+        if let Some(p) = path_id {
+            buf.put_var(u64::from(p.0));
+        }
         buf.put_var(largest);
         buf.put_var(delay);
         buf.put_var(count as u64);
@@ -460,6 +625,7 @@ impl Ack {
         let e = |reason| FrameError {
             frame_type: Some(ty),
             reason,
+            protocol_violation: false,
         };
         let largest = r.get_var().map_err(|_| e("truncated ACK"))?;
         let delay = r.get_var().map_err(|_| e("truncated ACK"))?;
@@ -491,7 +657,7 @@ impl Ack {
             ranges.push(lo..hi + 1);
             smallest = lo;
         }
-        let ecn = if ty == ft::ACK_ECN {
+        let ecn = if ty == ft::ACK_ECN || ty == ft::PATH_ACK_ECN {
             Some(EcnCounts {
                 ect0: r.get_var().map_err(|_| e("truncated ECN counts"))?,
                 ect1: r.get_var().map_err(|_| e("truncated ECN counts"))?,
@@ -798,16 +964,38 @@ impl Frame {
             ApplicationClose(_) => ft::APPLICATION_CLOSE,
             HandshakeDone => ft::HANDSHAKE_DONE,
             Datagram(_) => ft::DATAGRAM_LEN,
+            PathAck { ack, .. } => {
+                if ack.ecn.is_some() {
+                    ft::PATH_ACK_ECN
+                } else {
+                    ft::PATH_ACK
+                }
+            }
+            PathAbandon { .. } => ft::PATH_ABANDON,
+            PathStatus { status, .. } => status.frame_type(),
+            PathNewConnectionId { .. } => ft::PATH_NEW_CONNECTION_ID,
+            PathRetireConnectionId { .. } => ft::PATH_RETIRE_CONNECTION_ID,
+            MaxPathId(_) => ft::MAX_PATH_ID,
+            PathsBlocked(_) => ft::PATHS_BLOCKED,
+            PathCidsBlocked { .. } => ft::PATH_CIDS_BLOCKED,
         }
     }
 
+    /// Whether this is a frame of the multipath extension, which a connection that did
+    /// not negotiate it treats as an unknown frame type.
+    pub fn is_multipath(&self) -> bool {
+        ft::is_multipath(self.ty())
+    }
+
     /// Whether receiving this frame obliges the peer to acknowledge the packet
-    /// (RFC 9000 §13.2: all frames except ACK, PADDING and CONNECTION_CLOSE).
+    /// (RFC 9000 §13.2: all frames except ACK, PADDING and CONNECTION_CLOSE; PATH_ACK
+    /// is not ack-eliciting either, draft-ietf-quic-multipath-21 §4.1).
     pub fn is_ack_eliciting(&self) -> bool {
         !matches!(
             self,
             Frame::Padding(_)
                 | Frame::Ack(_)
+                | Frame::PathAck { .. }
                 | Frame::ConnectionClose(_)
                 | Frame::ApplicationClose(_)
         )
@@ -852,6 +1040,28 @@ impl Frame {
                 1 + c.error_code.size() + v(c.reason.len() as u64) + c.reason.len()
             }
             Datagram(d) => self::Datagram::size(d.data.len(), true),
+            PathAck { path_id, ack } => 1 + v(u64::from(path_id.0)) + ack.body_len(),
+            PathAbandon {
+                path_id,
+                error_code,
+            } => 2 + v(u64::from(path_id.0)) + v(error_code.0),
+            PathStatus {
+                path_id, sequence, ..
+            } => 2 + v(u64::from(path_id.0)) + v(*sequence),
+            PathNewConnectionId { path_id, cid: n } => {
+                2 + v(u64::from(path_id.0))
+                    + v(n.sequence)
+                    + v(n.retire_prior_to)
+                    + 1
+                    + n.id.len()
+                    + RESET_TOKEN_SIZE
+            }
+            PathRetireConnectionId { path_id, sequence }
+            | PathCidsBlocked {
+                path_id,
+                next_sequence: sequence,
+            } => 2 + v(u64::from(path_id.0)) + v(*sequence),
+            MaxPathId(p) | PathsBlocked(p) => 2 + v(u64::from(p.0)),
         }
     }
 
@@ -865,6 +1075,50 @@ impl Frame {
             Crypto(c) => c.encode(buf),
             Stream(s) => s.encode(true, buf),
             Datagram(d) => d.encode(true, buf),
+            PathAck { path_id, ack } => {
+                buf.put_u8(self.ty() as u8);
+                buf.put_var(u64::from(path_id.0));
+                ack.encode_body(buf);
+            }
+            PathAbandon {
+                path_id,
+                error_code,
+            } => {
+                buf.put_var(ft::PATH_ABANDON);
+                buf.put_var(u64::from(path_id.0));
+                buf.put_var(error_code.0);
+            }
+            PathStatus {
+                path_id,
+                sequence,
+                status,
+            } => {
+                buf.put_var(status.frame_type());
+                buf.put_var(u64::from(path_id.0));
+                buf.put_var(*sequence);
+            }
+            PathNewConnectionId { path_id, cid } => {
+                buf.put_var(ft::PATH_NEW_CONNECTION_ID);
+                buf.put_var(u64::from(path_id.0));
+                encode_new_cid(cid, buf);
+            }
+            PathRetireConnectionId { path_id, sequence } => {
+                buf.put_var(ft::PATH_RETIRE_CONNECTION_ID);
+                buf.put_var(u64::from(path_id.0));
+                buf.put_var(*sequence);
+            }
+            PathCidsBlocked {
+                path_id,
+                next_sequence,
+            } => {
+                buf.put_var(ft::PATH_CIDS_BLOCKED);
+                buf.put_var(u64::from(path_id.0));
+                buf.put_var(*next_sequence);
+            }
+            MaxPathId(p) | PathsBlocked(p) => {
+                buf.put_var(self.ty());
+                buf.put_var(u64::from(p.0));
+            }
             other => {
                 buf.put_u8(other.ty() as u8);
                 match other {
@@ -891,13 +1145,7 @@ impl Frame {
                         buf.put_var(*x)
                     }
                     DataBlocked { offset } => buf.put_var(*offset),
-                    NewConnectionId(n) => {
-                        buf.put_var(n.sequence);
-                        buf.put_var(n.retire_prior_to);
-                        buf.put_u8(n.id.len() as u8);
-                        buf.put_slice(&n.id);
-                        buf.put_slice(&n.reset_token.0);
-                    }
+                    NewConnectionId(n) => encode_new_cid(n, buf),
                     RetireConnectionId { sequence } => buf.put_var(*sequence),
                     PathChallenge(d) | PathResponse(d) => buf.put_slice(d),
                     ConnectionClose(c) => {
@@ -912,11 +1160,33 @@ impl Frame {
                         buf.put_slice(&c.reason);
                     }
                     // Handled by the outer match.
-                    Padding(_) | Ack(_) | Crypto(_) | Stream(_) | Datagram(_) => {}
+                    Padding(_)
+                    | Ack(_)
+                    | Crypto(_)
+                    | Stream(_)
+                    | Datagram(_)
+                    | PathAck { .. }
+                    | PathAbandon { .. }
+                    | PathStatus { .. }
+                    | PathNewConnectionId { .. }
+                    | PathRetireConnectionId { .. }
+                    | MaxPathId(_)
+                    | PathsBlocked(_)
+                    | PathCidsBlocked { .. } => {}
                 }
             }
         }
     }
+}
+
+/// The fields of NEW_CONNECTION_ID after the type (also the tail of
+/// PATH_NEW_CONNECTION_ID).
+fn encode_new_cid<B: BufMut>(n: &NewConnectionId, buf: &mut B) {
+    buf.put_var(n.sequence);
+    buf.put_var(n.retire_prior_to);
+    buf.put_u8(n.id.len() as u8);
+    buf.put_slice(&n.id);
+    buf.put_slice(&n.reset_token.0);
 }
 
 /// Decoder over a packet payload: yields each frame in order, stops after an error.
@@ -984,12 +1254,24 @@ fn decode_frame(r: &mut Bytes) -> Result<Frame, FrameError> {
     let ty = r.get_var().map_err(|_| FrameError {
         frame_type: None,
         reason: "truncated frame type",
+        protocol_violation: false,
     })?;
     let err = move |reason| FrameError {
         frame_type: Some(ty),
         reason,
+        protocol_violation: false,
     };
     let trunc = move |_: UnexpectedEnd| err("frame truncated");
+    // draft-ietf-quic-multipath-21 §4: a path ID is at most 2^32 - 1, so a larger one
+    // exceeds every limit the receiver can have announced: PROTOCOL_VIOLATION.
+    let path_id = move |r: &mut Bytes| -> Result<PathId, FrameError> {
+        let v = r.get_var().map_err(trunc)?;
+        PathId::from_wire(v).ok_or(FrameError {
+            frame_type: Some(ty),
+            reason: "path ID above 2^32-1",
+            protocol_violation: true,
+        })
+    };
     let frame = match ty {
         ft::PADDING => {
             // §19.1: coalesce the run of PADDING bytes (the type byte already read).
@@ -1087,28 +1369,7 @@ fn decode_frame(r: &mut Bytes) -> Result<Frame, FrameError> {
                 limit,
             }
         }
-        ft::NEW_CONNECTION_ID => {
-            let sequence = r.get_var().map_err(trunc)?;
-            let retire_prior_to = r.get_var().map_err(trunc)?;
-            // §19.15: Retire Prior To greater than Sequence Number is an encoding error.
-            if retire_prior_to > sequence {
-                return Err(err("retire_prior_to exceeds sequence number"));
-            }
-            let len = usize::from(r.get_u8_checked().map_err(trunc)?);
-            // §19.15: a length below 1 or above 20 is an encoding error.
-            if len == 0 || len > MAX_CID_SIZE {
-                return Err(err("invalid connection ID length"));
-            }
-            let cid_bytes = r.get_bytes_checked(len).map_err(trunc)?;
-            let id = ConnectionId::new(&cid_bytes).ok_or(err("invalid connection ID length"))?;
-            let reset_token = ResetToken(get_array::<RESET_TOKEN_SIZE>(r).map_err(trunc)?);
-            Frame::NewConnectionId(NewConnectionId {
-                sequence,
-                retire_prior_to,
-                id,
-                reset_token,
-            })
-        }
+        ft::NEW_CONNECTION_ID => Frame::NewConnectionId(decode_new_cid(r, err)?),
         ft::RETIRE_CONNECTION_ID => Frame::RetireConnectionId {
             sequence: r.get_var().map_err(trunc)?,
         },
@@ -1135,10 +1396,70 @@ fn decode_frame(r: &mut Bytes) -> Result<Frame, FrameError> {
         ft::DATAGRAM_LEN => Frame::Datagram(Datagram {
             data: get_prefixed(r).map_err(trunc)?,
         }),
+        ft::PATH_ACK | ft::PATH_ACK_ECN => Frame::PathAck {
+            path_id: path_id(r)?,
+            ack: Ack::decode(ty, r)?,
+        },
+        ft::PATH_ABANDON => Frame::PathAbandon {
+            path_id: path_id(r)?,
+            error_code: TransportErrorCode(r.get_var().map_err(trunc)?),
+        },
+        ft::PATH_STATUS_BACKUP | ft::PATH_STATUS_AVAILABLE => Frame::PathStatus {
+            path_id: path_id(r)?,
+            sequence: r.get_var().map_err(trunc)?,
+            status: if ty == ft::PATH_STATUS_BACKUP {
+                PathStatus::Backup
+            } else {
+                PathStatus::Available
+            },
+        },
+        ft::PATH_NEW_CONNECTION_ID => Frame::PathNewConnectionId {
+            path_id: path_id(r)?,
+            cid: decode_new_cid(r, err)?,
+        },
+        ft::PATH_RETIRE_CONNECTION_ID => Frame::PathRetireConnectionId {
+            path_id: path_id(r)?,
+            sequence: r.get_var().map_err(trunc)?,
+        },
+        ft::MAX_PATH_ID => Frame::MaxPathId(path_id(r)?),
+        ft::PATHS_BLOCKED => Frame::PathsBlocked(path_id(r)?),
+        ft::PATH_CIDS_BLOCKED => Frame::PathCidsBlocked {
+            path_id: path_id(r)?,
+            next_sequence: r.get_var().map_err(trunc)?,
+        },
         // §12.4: an unknown frame type is a FRAME_ENCODING_ERROR.
         _ => return Err(err("unknown frame type")),
     };
     Ok(frame)
+}
+
+/// The fields of NEW_CONNECTION_ID after the type (RFC 9000 §19.15), also the tail of
+/// PATH_NEW_CONNECTION_ID (draft-ietf-quic-multipath-21 §4.4).
+fn decode_new_cid(
+    r: &mut Bytes,
+    err: impl Fn(&'static str) -> FrameError + Copy,
+) -> Result<NewConnectionId, FrameError> {
+    let trunc = move |_: UnexpectedEnd| err("frame truncated");
+    let sequence = r.get_var().map_err(trunc)?;
+    let retire_prior_to = r.get_var().map_err(trunc)?;
+    // §19.15: Retire Prior To greater than Sequence Number is an encoding error.
+    if retire_prior_to > sequence {
+        return Err(err("retire_prior_to exceeds sequence number"));
+    }
+    let len = usize::from(r.get_u8_checked().map_err(trunc)?);
+    // §19.15: a length below 1 or above 20 is an encoding error.
+    if len == 0 || len > MAX_CID_SIZE {
+        return Err(err("invalid connection ID length"));
+    }
+    let cid_bytes = r.get_bytes_checked(len).map_err(trunc)?;
+    let id = ConnectionId::new(&cid_bytes).ok_or(err("invalid connection ID length"))?;
+    let reset_token = ResetToken(get_array::<RESET_TOKEN_SIZE>(r).map_err(trunc)?);
+    Ok(NewConnectionId {
+        sequence,
+        retire_prior_to,
+        id,
+        reset_token,
+    })
 }
 
 /// `offset + len` if it stays within 2^62 - 1.
@@ -1291,6 +1612,45 @@ mod tests {
             )),
             Just(Frame::HandshakeDone),
             bytes(0..64).prop_map(|data| Frame::Datagram(Datagram { data })),
+            multipath_frame(),
+        ]
+    }
+
+    fn path_id() -> impl Strategy<Value = PathId> {
+        prop_oneof![0u32..4, any::<u32>()].prop_map(PathId)
+    }
+
+    /// The frames of draft-ietf-quic-multipath-21 §4.
+    fn multipath_frame() -> impl Strategy<Value = Frame> {
+        prop_oneof![
+            (path_id(), ack()).prop_map(|(path_id, ack)| Frame::PathAck { path_id, ack }),
+            (path_id(), var()).prop_map(|(path_id, code)| Frame::PathAbandon {
+                path_id,
+                error_code: TransportErrorCode(code),
+            }),
+            (path_id(), var(), any::<bool>()).prop_map(|(path_id, sequence, backup)| {
+                Frame::PathStatus {
+                    path_id,
+                    sequence,
+                    status: if backup {
+                        PathStatus::Backup
+                    } else {
+                        PathStatus::Available
+                    },
+                }
+            }),
+            (path_id(), ncid())
+                .prop_map(|(path_id, cid)| Frame::PathNewConnectionId { path_id, cid }),
+            (path_id(), var()).prop_map(|(path_id, sequence)| Frame::PathRetireConnectionId {
+                path_id,
+                sequence
+            }),
+            path_id().prop_map(Frame::MaxPathId),
+            path_id().prop_map(Frame::PathsBlocked),
+            (path_id(), var()).prop_map(|(path_id, next_sequence)| Frame::PathCidsBlocked {
+                path_id,
+                next_sequence
+            }),
         ]
     }
 
@@ -1692,6 +2052,202 @@ mod tests {
             [false, false, true, true]
         );
         assert!(!OneRtt.allows(0x20));
+    }
+
+    #[test]
+    fn multipath_wire_format() {
+        // draft-ietf-quic-multipath-21 §4: types and field order, checked byte by byte.
+        let cases: Vec<(Frame, Vec<u8>)> = vec![
+            (
+                Frame::PathAck {
+                    path_id: PathId(1),
+                    ack: Ack {
+                        largest: 5,
+                        delay: 2,
+                        ranges: vec![3..6],
+                        ecn: None,
+                    },
+                },
+                vec![0x3e, 1, 5, 2, 0, 2],
+            ),
+            (
+                Frame::PathAck {
+                    path_id: PathId(2),
+                    ack: Ack {
+                        largest: 0,
+                        delay: 0,
+                        ranges: vec![0..1],
+                        ecn: Some(EcnCounts {
+                            ect0: 1,
+                            ect1: 0,
+                            ce: 0,
+                        }),
+                    },
+                },
+                vec![0x3f, 2, 0, 0, 0, 0, 1, 0, 0],
+            ),
+            (
+                Frame::PathAbandon {
+                    path_id: PathId(3),
+                    error_code: path_error::APPLICATION_ABANDON_PATH,
+                },
+                vec![0x40 | 0x3e, 0x75, 3, 0x3e],
+            ),
+            (
+                Frame::PathStatus {
+                    path_id: PathId(1),
+                    sequence: 9,
+                    status: PathStatus::Backup,
+                },
+                vec![0x7e, 0x76, 1, 9],
+            ),
+            (
+                Frame::PathStatus {
+                    path_id: PathId(1),
+                    sequence: 10,
+                    status: PathStatus::Available,
+                },
+                vec![0x7e, 0x77, 1, 10],
+            ),
+            (
+                Frame::PathRetireConnectionId {
+                    path_id: PathId(4),
+                    sequence: 2,
+                },
+                vec![0x7e, 0x79, 4, 2],
+            ),
+            (Frame::MaxPathId(PathId(8)), vec![0x7e, 0x7a, 8]),
+            (Frame::PathsBlocked(PathId(8)), vec![0x7e, 0x7b, 8]),
+            (
+                Frame::PathCidsBlocked {
+                    path_id: PathId(1),
+                    next_sequence: 3,
+                },
+                vec![0x7e, 0x7c, 1, 3],
+            ),
+        ];
+        for (frame, wire) in cases {
+            assert_eq!(encode(std::slice::from_ref(&frame)), wire, "{frame:?}");
+            assert_eq!(frame.encoded_len(), wire.len());
+            assert_eq!(decode(&wire), vec![Ok(frame.clone())]);
+            assert!(frame.is_multipath());
+            assert_eq!(
+                frame.is_ack_eliciting(),
+                !matches!(frame, Frame::PathAck { .. })
+            );
+        }
+        let ncid = Frame::PathNewConnectionId {
+            path_id: PathId(1),
+            cid: NewConnectionId {
+                sequence: 1,
+                retire_prior_to: 0,
+                id: ConnectionId::new(&[0xaa; 4]).unwrap(),
+                reset_token: ResetToken([0xbb; 16]),
+            },
+        };
+        let mut wire = vec![0x7e, 0x78, 1, 1, 0, 4, 0xaa, 0xaa, 0xaa, 0xaa];
+        wire.extend([0xbb; 16]);
+        assert_eq!(encode(std::slice::from_ref(&ncid)), wire);
+        assert_eq!(decode(&wire), vec![Ok(ncid)]);
+        assert!(!Frame::Ping.is_multipath());
+        assert!(!Frame::Datagram(Datagram { data: Bytes::new() }).is_multipath());
+    }
+
+    #[test]
+    fn multipath_malformed_frames() {
+        // Truncated fields: FRAME_ENCODING_ERROR naming the type.
+        expect_err(&[0x3e, 0x01, 0x05], Some(0x3e));
+        expect_err(&[0x7e, 0x75, 0x01], Some(0x3e75));
+        expect_err(&[0x7e, 0x7a], Some(0x3e7a));
+        // PATH_NEW_CONNECTION_ID keeps the NEW_CONNECTION_ID checks.
+        expect_err(&[0x7e, 0x78, 1, 1, 2, 4, 0, 0, 0, 0], Some(0x3e78));
+        expect_err(&[0x7e, 0x78, 1, 1, 0, 21], Some(0x3e78));
+        // A path ID above 2^32 - 1 exceeds every limit: PROTOCOL_VIOLATION (§4).
+        let big = [0xc0, 0, 0, 1, 0, 0, 0, 0]; // 2^32 as an 8-byte varint
+        for ty in [
+            &[0x3e][..],
+            &[0x7e, 0x75],
+            &[0x7e, 0x76],
+            &[0x7e, 0x77],
+            &[0x7e, 0x78],
+            &[0x7e, 0x79],
+            &[0x7e, 0x7a],
+            &[0x7e, 0x7b],
+            &[0x7e, 0x7c],
+        ] {
+            let mut wire = ty.to_vec();
+            wire.extend(big);
+            wire.extend([0; 32]);
+            let e = decode(&wire).pop().unwrap().expect_err("path ID too large");
+            assert!(e.protocol_violation, "{e}");
+            let te = TransportError::from(e);
+            assert_eq!(te.code, TransportErrorCode::PROTOCOL_VIOLATION);
+            assert!(te.frame.is_some_and(ft::is_multipath));
+        }
+        // 2^32 - 1 itself is fine.
+        let max = [0xc0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        let mut wire = vec![0x7e, 0x7a];
+        wire.extend(max);
+        assert_eq!(decode(&wire), vec![Ok(Frame::MaxPathId(PathId::MAX))]);
+    }
+
+    #[test]
+    fn multipath_frames_only_in_one_rtt() {
+        use PacketKind::*;
+        for ty in [
+            ft::PATH_ACK,
+            ft::PATH_ACK_ECN,
+            ft::PATH_ABANDON,
+            ft::PATH_STATUS_BACKUP,
+            ft::PATH_STATUS_AVAILABLE,
+            ft::PATH_NEW_CONNECTION_ID,
+            ft::PATH_RETIRE_CONNECTION_ID,
+            ft::MAX_PATH_ID,
+            ft::PATHS_BLOCKED,
+            ft::PATH_CIDS_BLOCKED,
+        ] {
+            assert!(ft::is_multipath(ty));
+            assert_eq!(
+                [Initial, Handshake, ZeroRtt, OneRtt].map(|k| k.allows(ty)),
+                [false, false, false, true],
+                "{ty:#x}"
+            );
+        }
+        for ty in [0x3d, 0x40, 0x3e74, 0x3e7d] {
+            assert!(!ft::is_multipath(ty), "{ty:#x}");
+            assert!(!OneRtt.allows(ty));
+        }
+    }
+
+    proptest! {
+        /// PATH_ACK sized to the room left behind matches what ACK would write plus the
+        /// path ID, and decodes back to the same ranges.
+        #[test]
+        fn path_ack_from_descending_matches_ack(
+            a in ack(),
+            p in path_id(),
+            room in 8usize..200,
+        ) {
+            let mut plain = Vec::new();
+            let n = Ack::encode_from_descending(a.delay, a.ranges.iter().cloned(), a.ecn.as_ref(), room, &mut plain);
+            let mut path = Vec::new();
+            let extra = size_of_varint(u64::from(p.0));
+            let m = Ack::encode_path_ack_from_descending(p, a.delay, a.ranges.iter().cloned(), a.ecn.as_ref(), room + extra, &mut path);
+            prop_assert_eq!(m, if n == 0 { 0 } else { n + extra });
+            prop_assert_eq!(path.len(), m);
+            if m > 0 {
+                let decoded = decode(&path);
+                prop_assert_eq!(decoded.len(), 1);
+                let Ok(Frame::PathAck { path_id, ack: got }) = &decoded[0] else {
+                    return Err(TestCaseError::fail(format!("{decoded:?}")));
+                };
+                let Ok(Frame::Ack(want)) = &decode(&plain)[0] else {
+                    return Err(TestCaseError::fail("plain ACK did not decode"));
+                };
+                prop_assert_eq!(*path_id, p);
+                prop_assert_eq!(got, want);
+            }
+        }
     }
 
     #[test]

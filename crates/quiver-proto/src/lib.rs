@@ -106,7 +106,10 @@
 //! NEW_TOKEN tokens in [`config::ClientConfig::token_store`] for the next connection.
 //!
 //! ## What is not implemented yet
-//! The multipath extension itself; a client following a compatible version upgrade
+//! The multipath extension in the connection: its wire codec exists (the draft-21
+//! frames in [`frame`], `initial_max_path_id` in [`transport_params`]), but a
+//! connection neither offers nor accepts it yet, so a peer's multipath frames close the
+//! connection as unknown frames (FRAME_ENCODING_ERROR). A client following a compatible version upgrade
 //! (RFC 9368: a Quiver server upgrades clients from v1 to v2, a Quiver client keeps the
 //! version it started with, because rustls fixes the key labels when the session is
 //! created). Path-MTU discovery
@@ -139,4 +142,4 @@ pub use cid::{CidGeneratorFactory, ConnectionId, ConnectionIdGenerator, RandomCi
 pub use coding::VarInt;
 pub use endpoint::{ConnectionHandle, DatagramEvent, Endpoint};
 pub use error::{TransportError, TransportErrorCode};
-pub use shared::{Dir, EcnCodepoint, Epoch, PathId, Side, SpaceId, StreamId};
+pub use shared::{Dir, EcnCodepoint, Epoch, PathId, PathStatus, Side, SpaceId, StreamId};

@@ -131,6 +131,31 @@ pub struct PathId(pub u32);
 impl PathId {
     /// The initial path.
     pub const ZERO: PathId = PathId(0);
+    /// The largest path ID (2^32 - 1): the per-path AEAD nonce has room for 32 bits of
+    /// path ID (draft-ietf-quic-multipath-21 §2.4).
+    pub const MAX: PathId = PathId(u32::MAX);
+
+    /// The path ID of a wire value, `None` above 2^32 - 1.
+    pub fn from_wire(v: u64) -> Option<PathId> {
+        u32::try_from(v).ok().map(PathId)
+    }
+}
+
+impl std::fmt::Display for PathId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "path {}", self.0)
+    }
+}
+
+/// The status an endpoint announces for a path with PATH_STATUS_AVAILABLE /
+/// PATH_STATUS_BACKUP (draft-ietf-quic-multipath-21 §3.3, §4.3).
+#[derive(Debug, Copy, Clone, Eq, PartialEq, Hash, Default)]
+pub enum PathStatus {
+    /// The path may be used for sending (the default of every new path).
+    #[default]
+    Available,
+    /// The sender prefers the path not to be used while an available path works.
+    Backup,
 }
 
 /// Identifies one packet-number space: the epoch plus, in the Data epoch, the path.

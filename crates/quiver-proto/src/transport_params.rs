@@ -1,6 +1,7 @@
 //! QUIC transport parameters (RFC 9000 §7.4, §18), carried in the TLS
-//! `quic_transport_parameters` extension, plus `max_datagram_frame_size` (RFC 9221 §3) and
-//! `grease_quic_bit` (RFC 9287 §3).
+//! `quic_transport_parameters` extension, plus `max_datagram_frame_size` (RFC 9221 §3),
+//! `grease_quic_bit` (RFC 9287 §3) and `initial_max_path_id`
+//! (draft-ietf-quic-multipath-21 §2.1).
 //!
 //! [`TransportParameters::decode`] checks everything that can be checked from the
 //! parameters alone and reports violations as TRANSPORT_PARAMETER_ERROR (RFC 9000 §7.4,
@@ -18,7 +19,7 @@ use bytes::BufMut;
 use crate::cid::{ConnectionId, ResetToken, MAX_CID_SIZE, RESET_TOKEN_SIZE};
 use crate::coding::{size_of_varint, BufExt, BufMutExt, VarInt};
 use crate::error::TransportError;
-use crate::shared::Side;
+use crate::shared::{PathId, Side};
 use crate::version::VersionInformation;
 
 /// Transport parameter identifiers (RFC 9000 §18.2, RFC 9221 §3, RFC 9287 §3).
@@ -43,6 +44,7 @@ mod id {
     pub const VERSION_INFORMATION: u64 = 0x11;
     pub const MAX_DATAGRAM_FRAME_SIZE: u64 = 0x20;
     pub const GREASE_QUIC_BIT: u64 = 0x2ab2;
+    pub const INITIAL_MAX_PATH_ID: u64 = 0x3e;
 }
 
 /// Smallest allowed `max_udp_payload_size` (RFC 9000 §18.2).
@@ -188,6 +190,10 @@ pub struct TransportParameters {
     pub grease_quic_bit: bool,
     /// `version_information` (0x11, RFC 9368 §3): chosen and available versions.
     pub version_information: Option<VersionInformation>,
+    /// `initial_max_path_id` (0x3e, draft-ietf-quic-multipath-21 §2.1): the sender
+    /// supports multipath and accepts path IDs up to this one; `None` means no
+    /// multipath. Never remembered for 0-RTT.
+    pub initial_max_path_id: Option<PathId>,
 }
 
 impl Default for TransportParameters {
@@ -214,6 +220,7 @@ impl Default for TransportParameters {
             max_datagram_frame_size: None,
             grease_quic_bit: false,
             version_information: None,
+            initial_max_path_id: None,
         }
     }
 }
@@ -323,6 +330,9 @@ impl TransportParameters {
             buf.put_var(info.encoded_len() as u64);
             info.encode(buf);
         }
+        if let Some(p) = self.initial_max_path_id {
+            put_int(buf, id::INITIAL_MAX_PATH_ID, VarInt::from_u32(p.0));
+        }
     }
 
     /// Number of bytes [`Self::encode`] writes.
@@ -367,6 +377,9 @@ impl TransportParameters {
             .version_information
             .as_ref()
             .map_or(0, |i| bytes_len(id::VERSION_INFORMATION, i.encoded_len()));
+        n += self.initial_max_path_id.map_or(0, |p| {
+            int_len(id::INITIAL_MAX_PATH_ID, VarInt::from_u32(p.0))
+        });
         n
     }
 
@@ -443,6 +456,13 @@ impl TransportParameters {
                 }
                 id::VERSION_INFORMATION => {
                     params.version_information = Some(VersionInformation::decode(value)?);
+                }
+                id::INITIAL_MAX_PATH_ID => {
+                    // draft-ietf-quic-multipath-21 §2.1: above 2^32 - 1 is an error.
+                    let v = int(value)?.into_inner();
+                    let p = PathId::from_wire(v)
+                        .ok_or_else(|| err("initial_max_path_id above 2^32-1"))?;
+                    params.initial_max_path_id = Some(p);
                 }
                 // RFC 9000 §7.4.2: unknown (and reserved, §18.1) parameters are ignored.
                 _ => {}
@@ -645,6 +665,32 @@ mod tests {
     }
 
     #[test]
+    fn initial_max_path_id_limits() {
+        // draft-ietf-quic-multipath-21 §2.1: 0 enables multipath without extra paths,
+        // 2^32 - 1 is the largest path ID, anything above is an error; absent is `None`.
+        assert_eq!(
+            TransportParameters::decode(Side::Client, &[])
+                .unwrap()
+                .initial_max_path_id,
+            None
+        );
+        for v in [0u64, 1, 7, u64::from(u32::MAX)] {
+            let p = TransportParameters::decode(Side::Client, &int_param(0x3e, v)).unwrap();
+            assert_eq!(p.initial_max_path_id, PathId::from_wire(v));
+        }
+        let e = decode_err(Side::Client, &int_param(0x3e, u64::from(u32::MAX) + 1));
+        assert_eq!(e.code, TransportErrorCode::TRANSPORT_PARAMETER_ERROR);
+        // The wire id is 0x3e, one byte.
+        let params = TransportParameters {
+            initial_max_path_id: Some(PathId(3)),
+            ..TransportParameters::default()
+        };
+        let mut buf = Vec::new();
+        params.encode(&mut buf);
+        assert_eq!(buf, [0x3e, 0x01, 0x03]);
+    }
+
+    #[test]
     fn unknown_and_grease_ignored() {
         let mut bytes = param(31 * 5 + 27, b"grease");
         bytes.extend(int_param(id::INITIAL_MAX_DATA, 1000));
@@ -711,6 +757,7 @@ mod tests {
             ),
             flags in (any::<bool>(), any::<bool>()),
             versions in proptest::option::of((1u32.., proptest::collection::vec(1u32.., 0..4))),
+            max_path_id in proptest::option::of(any::<u32>()),
         ) -> TransportParameters {
             TransportParameters {
                 original_dst_cid: cids.0.filter(|_| server),
@@ -733,6 +780,7 @@ mod tests {
                 max_datagram_frame_size: more.5,
                 grease_quic_bit: flags.1,
                 version_information: versions.map(|(chosen, available)| VersionInformation { chosen, available }),
+                initial_max_path_id: max_path_id.map(PathId),
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use super::{Connection, ConnectionError, EndpointEvent, Event, State};
 use crate::cid::{ConnectionId, RESET_TOKEN_SIZE};
-use crate::error::TransportError;
+use crate::error::{TransportError, TransportErrorCode};
 use crate::frame::{self, Frame, PacketKind};
 use crate::packet::{PacketType, PartialDecode};
 use crate::qlog::DropTrigger;
@@ -307,6 +307,16 @@ impl Connection {
         for frame in frame::Iter::new(payload) {
             let frame = frame?;
             let ty = frame.ty();
+            // draft-ietf-quic-multipath-21 §3: without the negotiated extension its frames
+            // must not be used; they are unknown frame types (RFC 9000 §12.4). This
+            // endpoint does not offer `initial_max_path_id`, so that is always the case.
+            if frame.is_multipath() {
+                return Err(TransportError::new(
+                    TransportErrorCode::FRAME_ENCODING_ERROR,
+                    "multipath frame without the negotiated extension",
+                )
+                .with_frame(ty));
+            }
             if !frame.allowed_in(kind) {
                 return Err(TransportError::PROTOCOL_VIOLATION(
                     "frame not allowed in this packet type",
@@ -444,6 +454,20 @@ impl Connection {
                 q.recv_bytes += d.data.len();
                 q.recv.push_back(d.data);
                 self.events.push_back(Event::DatagramReceived);
+            }
+            Frame::PathAck { .. }
+            | Frame::PathAbandon { .. }
+            | Frame::PathStatus { .. }
+            | Frame::PathNewConnectionId { .. }
+            | Frame::PathRetireConnectionId { .. }
+            | Frame::MaxPathId(_)
+            | Frame::PathsBlocked(_)
+            | Frame::PathCidsBlocked { .. } => {
+                // `process_frames` rejects these first; kept exhaustive for safety.
+                return Err(TransportError::new(
+                    TransportErrorCode::FRAME_ENCODING_ERROR,
+                    "multipath frame without the negotiated extension",
+                ));
             }
         }
         Ok(())

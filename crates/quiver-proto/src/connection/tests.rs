@@ -411,6 +411,22 @@ fn unknown_frame_type_is_frame_encoding_error() {
 }
 
 #[test]
+fn multipath_frame_without_negotiation_is_frame_encoding_error() {
+    // draft-ietf-quic-multipath-21 §3: neither side offered initial_max_path_id, so a
+    // well-formed MAX_PATH_ID is an unknown frame type (RFC 9000 §12.4), as before the
+    // codec knew it.
+    let mut p = Pair::default_established();
+    let mut payload = vec![ft::PING as u8];
+    payload.extend(enc(Frame::MaxPathId(crate::shared::PathId(4))));
+    p.inject(Side::Client, &payload);
+    p.expect_close(
+        Side::Server,
+        Code::FRAME_ENCODING_ERROR,
+        Some(ft::MAX_PATH_ID),
+    );
+}
+
+#[test]
 fn truncated_stream_frame_is_frame_encoding_error() {
     let mut p = Pair::default_established();
     let id = StreamId::new(Side::Client, Dir::Bi, 0);

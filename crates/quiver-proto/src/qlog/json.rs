@@ -197,6 +197,35 @@ fn header(h: &PacketHeader) -> Value {
     Value::Object(m)
 }
 
+fn ack_json(
+    name: &str,
+    ack_delay: std::time::Duration,
+    acked_ranges: &[(u64, u64)],
+    ecn: Option<(u64, u64, u64)>,
+) -> Value {
+    let ranges: Vec<Value> = acked_ranges
+        .iter()
+        .map(|&(lo, hi)| {
+            if lo == hi {
+                json!([lo])
+            } else {
+                json!([lo, hi])
+            }
+        })
+        .collect();
+    let mut v = json!({
+        "frame_type": name,
+        "ack_delay": ms(ack_delay),
+        "acked_ranges": ranges,
+    });
+    if let Some((ect0, ect1, ce)) = ecn {
+        v["ect0"] = ect0.into();
+        v["ect1"] = ect1.into();
+        v["ce"] = ce.into();
+    }
+    v
+}
+
 fn frame(f: &FrameInfo) -> Value {
     match f {
         FrameInfo::Padding { length } => {
@@ -207,29 +236,67 @@ fn frame(f: &FrameInfo) -> Value {
             ack_delay,
             acked_ranges,
             ecn,
+        } => ack_json("ack", *ack_delay, acked_ranges, *ecn),
+        FrameInfo::PathAck {
+            path_id,
+            ack_delay,
+            acked_ranges,
+            ecn,
         } => {
-            let ranges: Vec<Value> = acked_ranges
-                .iter()
-                .map(|&(lo, hi)| {
-                    if lo == hi {
-                        json!([lo])
-                    } else {
-                        json!([lo, hi])
-                    }
-                })
-                .collect();
-            let mut v = json!({
-                "frame_type": "ack",
-                "ack_delay": ms(*ack_delay),
-                "acked_ranges": ranges,
-            });
-            if let Some((ect0, ect1, ce)) = ecn {
-                v["ect0"] = (*ect0).into();
-                v["ect1"] = (*ect1).into();
-                v["ce"] = (*ce).into();
-            }
+            let mut v = ack_json("path_ack", *ack_delay, acked_ranges, *ecn);
+            v["path_id"] = (*path_id).into();
             v
         }
+        FrameInfo::PathAbandon {
+            path_id,
+            error_code,
+        } => json!({"frame_type": "path_abandon", "path_id": path_id, "error_code": error_code}),
+        FrameInfo::PathStatus {
+            path_id,
+            sequence_number,
+            available,
+        } => json!({
+            "frame_type": if *available { "path_status_available" } else { "path_status_backup" },
+            "path_id": path_id,
+            "path_status_sequence_number": sequence_number,
+        }),
+        FrameInfo::PathNewConnectionId {
+            path_id,
+            sequence_number,
+            retire_prior_to,
+            connection_id,
+            stateless_reset_token,
+        } => json!({
+            "frame_type": "path_new_connection_id",
+            "path_id": path_id,
+            "sequence_number": sequence_number,
+            "retire_prior_to": retire_prior_to,
+            "connection_id_length": connection_id.len(),
+            "connection_id": hex(connection_id.as_bytes()),
+            "stateless_reset_token": hex(&stateless_reset_token.0),
+        }),
+        FrameInfo::PathRetireConnectionId {
+            path_id,
+            sequence_number,
+        } => json!({
+            "frame_type": "path_retire_connection_id",
+            "path_id": path_id,
+            "sequence_number": sequence_number,
+        }),
+        FrameInfo::MaxPathId { maximum } => {
+            json!({"frame_type": "max_path_id", "maximum_path_id": maximum})
+        }
+        FrameInfo::PathsBlocked { limit } => {
+            json!({"frame_type": "paths_blocked", "maximum_path_id": limit})
+        }
+        FrameInfo::PathCidsBlocked {
+            path_id,
+            next_sequence_number,
+        } => json!({
+            "frame_type": "path_cids_blocked",
+            "path_id": path_id,
+            "next_sequence_number": next_sequence_number,
+        }),
         FrameInfo::ResetStream {
             stream_id,
             error_code,

@@ -651,6 +651,85 @@ pub enum FrameInfo {
         /// Payload length.
         length: usize,
     },
+    /// PATH_ACK / PATH_ACK_ECN (multipath).
+    PathAck {
+        /// Path whose packet-number space is acknowledged.
+        path_id: u32,
+        /// ACK delay (decoded with the sender's exponent).
+        ack_delay: Duration,
+        /// Acknowledged ranges, inclusive `(smallest, largest)`, descending.
+        acked_ranges: Vec<(u64, u64)>,
+        /// ECN counts `(ect0, ect1, ce)` of a PATH_ACK_ECN frame.
+        ecn: Option<(u64, u64, u64)>,
+    },
+    /// PATH_ABANDON (multipath).
+    PathAbandon {
+        /// Abandoned path.
+        path_id: u32,
+        /// Error code.
+        error_code: u64,
+    },
+    /// PATH_STATUS_AVAILABLE / PATH_STATUS_BACKUP (multipath).
+    PathStatus {
+        /// Path.
+        path_id: u32,
+        /// Path status sequence number.
+        sequence_number: u64,
+        /// `true` for PATH_STATUS_AVAILABLE, `false` for PATH_STATUS_BACKUP.
+        available: bool,
+    },
+    /// PATH_NEW_CONNECTION_ID (multipath).
+    PathNewConnectionId {
+        /// Path the CID belongs to.
+        path_id: u32,
+        /// Sequence number within the path.
+        sequence_number: u64,
+        /// Retire Prior To.
+        retire_prior_to: u64,
+        /// The CID.
+        connection_id: ConnectionId,
+        /// Its reset token.
+        stateless_reset_token: ResetToken,
+    },
+    /// PATH_RETIRE_CONNECTION_ID (multipath).
+    PathRetireConnectionId {
+        /// Path the CID belongs to.
+        path_id: u32,
+        /// Sequence number within the path.
+        sequence_number: u64,
+    },
+    /// MAX_PATH_ID (multipath).
+    MaxPathId {
+        /// Largest path ID allowed.
+        maximum: u32,
+    },
+    /// PATHS_BLOCKED (multipath).
+    PathsBlocked {
+        /// The path ID limit the sender hit.
+        limit: u32,
+    },
+    /// PATH_CIDS_BLOCKED (multipath).
+    PathCidsBlocked {
+        /// Path lacking CIDs.
+        path_id: u32,
+        /// Next expected sequence number.
+        next_sequence_number: u64,
+    },
+}
+
+fn ack_delay_of(delay: u64, ack_delay_exponent: u8) -> Duration {
+    Duration::from_micros(
+        delay
+            .checked_shl(u32::from(ack_delay_exponent))
+            .unwrap_or(u64::MAX),
+    )
+}
+
+fn acked_ranges_of(ack: &crate::frame::Ack) -> Vec<(u64, u64)> {
+    ack.ranges
+        .iter()
+        .map(|r| (r.start, r.end.saturating_sub(1)))
+        .collect()
 }
 
 impl FrameInfo {
@@ -660,16 +739,8 @@ impl FrameInfo {
             Frame::Padding(n) => FrameInfo::Padding { length: *n },
             Frame::Ping => FrameInfo::Ping,
             Frame::Ack(a) => FrameInfo::Ack {
-                ack_delay: Duration::from_micros(
-                    a.delay
-                        .checked_shl(u32::from(ack_delay_exponent))
-                        .unwrap_or(u64::MAX),
-                ),
-                acked_ranges: a
-                    .ranges
-                    .iter()
-                    .map(|r| (r.start, r.end.saturating_sub(1)))
-                    .collect(),
+                ack_delay: ack_delay_of(a.delay, ack_delay_exponent),
+                acked_ranges: acked_ranges_of(a),
                 ecn: a.ecn.map(|e| (e.ect0, e.ect1, e.ce)),
             },
             Frame::ResetStream(r) => FrameInfo::ResetStream {
@@ -738,6 +809,50 @@ impl FrameInfo {
             Frame::HandshakeDone => FrameInfo::HandshakeDone,
             Frame::Datagram(d) => FrameInfo::Datagram {
                 length: d.data.len(),
+            },
+            Frame::PathAck { path_id, ack } => FrameInfo::PathAck {
+                path_id: path_id.0,
+                ack_delay: ack_delay_of(ack.delay, ack_delay_exponent),
+                acked_ranges: acked_ranges_of(ack),
+                ecn: ack.ecn.map(|e| (e.ect0, e.ect1, e.ce)),
+            },
+            Frame::PathAbandon {
+                path_id,
+                error_code,
+            } => FrameInfo::PathAbandon {
+                path_id: path_id.0,
+                error_code: error_code.0,
+            },
+            Frame::PathStatus {
+                path_id,
+                sequence,
+                status,
+            } => FrameInfo::PathStatus {
+                path_id: path_id.0,
+                sequence_number: *sequence,
+                available: *status == crate::shared::PathStatus::Available,
+            },
+            Frame::PathNewConnectionId { path_id, cid } => FrameInfo::PathNewConnectionId {
+                path_id: path_id.0,
+                sequence_number: cid.sequence,
+                retire_prior_to: cid.retire_prior_to,
+                connection_id: cid.id,
+                stateless_reset_token: cid.reset_token,
+            },
+            Frame::PathRetireConnectionId { path_id, sequence } => {
+                FrameInfo::PathRetireConnectionId {
+                    path_id: path_id.0,
+                    sequence_number: *sequence,
+                }
+            }
+            Frame::MaxPathId(p) => FrameInfo::MaxPathId { maximum: p.0 },
+            Frame::PathsBlocked(p) => FrameInfo::PathsBlocked { limit: p.0 },
+            Frame::PathCidsBlocked {
+                path_id,
+                next_sequence,
+            } => FrameInfo::PathCidsBlocked {
+                path_id: path_id.0,
+                next_sequence_number: *next_sequence,
             },
         }
     }
