@@ -13,7 +13,7 @@ use crate::packet::{
     self, Header, LongType, PacketNumber, PacketType, PartialDecode, VERSION_1, VERSION_2,
 };
 use crate::range_set::RangeSet;
-use crate::shared::{Dir, Side, StreamId};
+use crate::shared::{Dir, PathId, PathStatus, Side, StreamId};
 use crate::token::{RetryToken, TokenKey, TokenKind};
 use crate::transport_params::{PreferredAddress, TransportParameters};
 use crate::version::VersionInformation;
@@ -158,6 +158,47 @@ pub fn frame_seeds() -> Vec<Vec<u8>> {
         Frame::Datagram(frame::Datagram {
             data: Bytes::from_static(b"datagram"),
         }),
+        // draft-ietf-quic-multipath-21 frames (decoded even where not negotiated).
+        match ack(&many, true) {
+            Frame::Ack(ack) => Frame::PathAck {
+                path_id: PathId(1),
+                ack,
+            },
+            other => other,
+        },
+        Frame::PathAbandon {
+            path_id: PathId(2),
+            error_code: Code::NO_ERROR,
+        },
+        Frame::PathStatus {
+            path_id: PathId(1),
+            sequence: 4,
+            status: PathStatus::Backup,
+        },
+        Frame::PathStatus {
+            path_id: PathId(3),
+            sequence: 1,
+            status: PathStatus::Available,
+        },
+        Frame::PathNewConnectionId {
+            path_id: PathId(1),
+            cid: frame::NewConnectionId {
+                sequence: 2,
+                retire_prior_to: 1,
+                id: cid(&[7; 8]),
+                reset_token: ResetToken([0x3c; 16]),
+            },
+        },
+        Frame::PathRetireConnectionId {
+            path_id: PathId(1),
+            sequence: 0,
+        },
+        Frame::MaxPathId(PathId(7)),
+        Frame::PathsBlocked(PathId(7)),
+        Frame::PathCidsBlocked {
+            path_id: PathId(2),
+            next_sequence: 3,
+        },
     ];
     let mut seeds: Vec<Vec<u8>> = frames
         .iter()
