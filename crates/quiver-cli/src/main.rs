@@ -1,7 +1,8 @@
 //! `quiver` — the command-line front end of the Quiver QUIC stack.
 //!
 //! Sub-commands live in one module each: `interop` (quic-interop-runner style client and
-//! server) and `netem` (link emulation shell and topologies).
+//! server), `netem` (link emulation shell and topologies), `bench` and `serve` (LLM
+//! serving front-end and back-end).
 
 use clap::{Parser, Subcommand};
 
@@ -9,6 +10,7 @@ mod bench;
 mod ccp;
 mod interop;
 mod netem;
+mod serve;
 
 /// Quiver: a programmable QUIC stack and the systems built on it.
 #[derive(Parser, Debug)]
@@ -31,6 +33,9 @@ enum Command {
     /// CCP: check datapath programs, run the congestion control agent.
     #[command(subcommand)]
     Ccp(ccp::CcpCommand),
+    /// QoS-aware LLM serving: OpenAI-compatible front-end, QUIC back-end, model router.
+    #[command(subcommand)]
+    Serve(serve::ServeCommand),
 }
 
 fn main() {
@@ -46,6 +51,7 @@ fn main() {
         Command::Netem(args) => netem::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Ccp(cmd) => ccp::run(cmd),
+        Command::Serve(cmd) => serve::run(cmd),
     };
     match code {
         Ok(code) => std::process::exit(code),

@@ -139,7 +139,7 @@ impl Backend {
     }
 
     /// Accept connections on `endpoint` and serve their streams until the endpoint closes.
-    pub async fn serve(&self, endpoint: quiver::Endpoint) {
+    pub async fn serve(&self, endpoint: &quiver::Endpoint) {
         while let Some(conn) = endpoint.accept().await {
             let me = self.clone();
             tokio::spawn(async move {
