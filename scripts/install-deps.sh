@@ -32,3 +32,11 @@ if ! "$VENV/bin/python" -c "import sys, importlib.metadata as m; sys.exit(m.vers
   "$PY" -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check "aioquic==$AIOQUIC_VERSION"
 fi
+
+# The official openai client in the same venv, pinned: crates/quiver-cli/tests/serve_openai.rs
+# runs it against `quiver serve frontend` ($QUIVER_OPENAI_PYTHON overrides the interpreter).
+OPENAI_VERSION=3.63.0
+if ! "$VENV/bin/python" -c "import sys, importlib.metadata as m; sys.exit(m.version('openai') != '$OPENAI_VERSION')" >/dev/null 2>&1; then
+  echo "install-deps: installing openai $OPENAI_VERSION into $VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "openai==$OPENAI_VERSION"
+fi

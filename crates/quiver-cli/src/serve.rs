@@ -142,10 +142,15 @@ async fn backend(a: BackendArgs) -> anyhow::Result<()> {
     for name in &wanted {
         let Some(spec) = family.iter().find(|m| &m.name == name) else {
             let known: Vec<&str> = family.iter().map(|m| m.name.as_str()).collect();
-            bail!("unknown simulated model {name:?} (known: {})", known.join(", "));
+            bail!(
+                "unknown simulated model {name:?} (known: {})",
+                known.join(", ")
+            );
         };
         let replicas = (0..a.replicas)
-            .map(|_| Arc::new(SimReplica::spawn(spec.clone(), a.time_scale)) as Arc<dyn ModelBackend>)
+            .map(|_| {
+                Arc::new(SimReplica::spawn(spec.clone(), a.time_scale)) as Arc<dyn ModelBackend>
+            })
             .collect();
         pools.push(ModelPool {
             name: name.clone(),

@@ -111,7 +111,10 @@ impl Backend {
     ) -> Self {
         Backend {
             inner: Arc::new(Inner {
-                pools: pools.into_iter().filter(|p| !p.replicas.is_empty()).collect(),
+                pools: pools
+                    .into_iter()
+                    .filter(|p| !p.replicas.is_empty())
+                    .collect(),
                 router,
                 config,
                 max_active: max_active.max(1),

@@ -54,7 +54,11 @@ impl ClassDef {
 
     /// Urgency order: smaller is more urgent (level, then priority, then deadline).
     pub fn urgency(&self) -> (u8, u8, u64) {
-        (self.level, self.priority, self.deadline_ms.unwrap_or(u64::MAX))
+        (
+            self.level,
+            self.priority,
+            self.deadline_ms.unwrap_or(u64::MAX),
+        )
     }
 }
 
@@ -98,7 +102,7 @@ pub enum ConfigError {
     },
     /// Not valid TOML for this schema.
     #[error("configuration: {0}")]
-    Toml(#[from] toml::de::Error),
+    Toml(toml::de::Error),
     /// Valid TOML, inconsistent content.
     #[error("configuration: {0}")]
     Invalid(String),
@@ -107,7 +111,8 @@ pub enum ConfigError {
 impl Default for ServeConfig {
     fn default() -> Self {
         // The embedded file is checked by a unit test.
-        ServeConfig::from_toml(DEFAULT_TOML).unwrap_or_else(|e| panic!("embedded classes.toml: {e}"))
+        ServeConfig::from_toml(DEFAULT_TOML)
+            .unwrap_or_else(|e| panic!("embedded classes.toml: {e}"))
     }
 }
 
@@ -139,7 +144,10 @@ impl ServeConfig {
             }
         }
         if self.class_index(&self.default_class).is_none() {
-            return bad(format!("default_class {:?} is not a class", self.default_class));
+            return bad(format!(
+                "default_class {:?} is not a class",
+                self.default_class
+            ));
         }
         for (k, class) in &self.keys {
             if self.class_index(class).is_none() {
@@ -150,7 +158,10 @@ impl ServeConfig {
             return bad("queue and max_inflight must be at least 1".into());
         }
         if self.max_prompt_bytes > wire::MAX_PAYLOAD - 1024 {
-            return bad(format!("max_prompt_bytes above {}", wire::MAX_PAYLOAD - 1024));
+            return bad(format!(
+                "max_prompt_bytes above {}",
+                wire::MAX_PAYLOAD - 1024
+            ));
         }
         Ok(())
     }
@@ -174,6 +185,12 @@ impl ServeConfig {
     }
 }
 
+impl From<toml::de::Error> for ConfigError {
+    fn from(e: toml::de::Error) -> Self {
+        ConfigError::Toml(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,7 +207,13 @@ mod tests {
     #[test]
     fn rejects_inconsistent() {
         let t = DEFAULT_TOML.replace("default_class = \"standard\"", "default_class = \"gold\"");
-        assert!(matches!(ServeConfig::from_toml(&t), Err(ConfigError::Invalid(_))));
-        assert!(matches!(ServeConfig::from_toml("x = 1"), Err(ConfigError::Toml(_))));
+        assert!(matches!(
+            ServeConfig::from_toml(&t),
+            Err(ConfigError::Invalid(_))
+        ));
+        assert!(matches!(
+            ServeConfig::from_toml("x = 1"),
+            Err(ConfigError::Toml(_))
+        ));
     }
 }

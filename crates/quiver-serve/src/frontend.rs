@@ -179,14 +179,19 @@ async fn fetch_models(conn: &quiver::Connection) -> Option<Vec<String>> {
 
 /// Owns the QUIC connection: takes jobs (retries first), opens a stream per job, and
 /// reconnects with back-off when the connection is lost.
-async fn connection_task(state: Arc<FrontState>, target: BackendTarget, mut jobs: mpsc::Receiver<Job>) {
-    let endpoint = match crate::net::client_endpoint(target.addr, target.scheduler, target.cert.clone()) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!("front-end endpoint: {e}");
-            return;
-        }
-    };
+async fn connection_task(
+    state: Arc<FrontState>,
+    target: BackendTarget,
+    mut jobs: mpsc::Receiver<Job>,
+) {
+    let endpoint =
+        match crate::net::client_endpoint(target.addr, target.scheduler, target.cert.clone()) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!("front-end endpoint: {e}");
+                return;
+            }
+        };
     let inflight = Arc::new(Semaphore::new(state.config.max_inflight));
     let (retry_tx, mut retry_rx) = mpsc::unbounded_channel::<Job>();
     let mut backoff = Duration::from_millis(50);
@@ -262,7 +267,9 @@ async fn run_stream(
     let mut started = false;
     loop {
         let reply = match reader.next().await {
-            Ok(Some(Frame::Start { model, admit_seq, .. })) => {
+            Ok(Some(Frame::Start {
+                model, admit_seq, ..
+            })) => {
                 started = true;
                 Reply::Start { model, admit_seq }
             }
@@ -323,7 +330,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &'static str, code: Option<&'static str>, message: impl Into<String>) -> Self {
+    fn new(
+        status: StatusCode,
+        kind: &'static str,
+        code: Option<&'static str>,
+        message: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             kind,
@@ -337,7 +349,12 @@ impl ApiError {
     fn invalid(param: &'static str, message: impl Into<String>) -> Self {
         ApiError {
             param: Some(param),
-            ..Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", None, message)
+            ..Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                None,
+                message,
+            )
         }
     }
 
@@ -367,8 +384,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = (self.status, Json(self.body())).into_response();
         if let Some(s) = self.retry_after {
-            r.headers_mut()
-                .insert("retry-after", HeaderValue::from(s));
+            r.headers_mut().insert("retry-after", HeaderValue::from(s));
         }
         r
     }
@@ -378,20 +394,37 @@ fn backend_error(code: Option<ErrorCode>, message: String) -> ApiError {
     match code {
         Some(ErrorCode::UnknownModel) => ApiError {
             param: Some("model"),
-            ..ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", Some("model_not_found"), message)
+            ..ApiError::new(
+                StatusCode::NOT_FOUND,
+                "invalid_request_error",
+                Some("model_not_found"),
+                message,
+            )
         },
-        Some(ErrorCode::Overloaded) => ApiError::rate_limited(format!("back-end overloaded: {message}")),
+        Some(ErrorCode::Overloaded) => {
+            ApiError::rate_limited(format!("back-end overloaded: {message}"))
+        }
         Some(ErrorCode::BadRequest) => ApiError::invalid("prompt", message),
         _ => ApiError::new(StatusCode::BAD_GATEWAY, "server_error", None, message),
     }
 }
 
 fn class_of(state: &FrontState, headers: &HeaderMap) -> Result<u8, ApiError> {
-    let unauth = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, "invalid_request_error", Some("invalid_api_key"), m);
+    let unauth = |m: &str| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            Some("invalid_api_key"),
+            m,
+        )
+    };
     let key = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|k| !k.is_empty());
     let Some(key) = key else {
@@ -412,14 +445,20 @@ fn class_of(state: &FrontState, headers: &HeaderMap) -> Result<u8, ApiError> {
     };
     let name = h.to_str().unwrap_or("");
     let Some(asked) = c.class_index(name) else {
-        return Err(ApiError::invalid("x-quiver-class", format!("unknown class {name:?}")));
+        return Err(ApiError::invalid(
+            "x-quiver-class",
+            format!("unknown class {name:?}"),
+        ));
     };
     match (c.class(asked), c.class(tier)) {
         (Some(a), Some(t)) if a.urgency() < t.urgency() => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "invalid_request_error",
             Some("class_not_allowed"),
-            format!("class {name:?} is more urgent than this key's tier {:?}", t.name),
+            format!(
+                "class {name:?} is more urgent than this key's tier {:?}",
+                t.name
+            ),
         )),
         _ => Ok(asked),
     }
@@ -435,28 +474,53 @@ struct Parsed {
     class: u8,
 }
 
-fn parse_common(state: &FrontState, headers: &HeaderMap, body: &Bytes, chat: bool) -> Result<(Parsed, Value), ApiError> {
+fn parse_common(
+    state: &FrontState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    chat: bool,
+) -> Result<(Parsed, Value), ApiError> {
     let class = class_of(state, headers)?;
     let v: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::invalid("body", format!("We could not parse the JSON body of your request: {e}"))
+        ApiError::invalid(
+            "body",
+            format!("We could not parse the JSON body of your request: {e}"),
+        )
     })?;
     if !v.is_object() {
-        return Err(ApiError::invalid("body", "The request body must be a JSON object."));
+        return Err(ApiError::invalid(
+            "body",
+            "The request body must be a JSON object.",
+        ));
     }
     let model = match v.get("model") {
         Some(Value::String(m)) if !m.is_empty() => m.clone(),
-        _ => return Err(ApiError::invalid("model", "you must provide a model parameter")),
+        _ => {
+            return Err(ApiError::invalid(
+                "model",
+                "you must provide a model parameter",
+            ))
+        }
     };
     let prompt = if chat {
         let Some(Value::Array(msgs)) = v.get("messages") else {
-            return Err(ApiError::invalid("messages", "'messages' must be a non-empty array"));
+            return Err(ApiError::invalid(
+                "messages",
+                "'messages' must be a non-empty array",
+            ));
         };
         if msgs.is_empty() {
-            return Err(ApiError::invalid("messages", "'messages' must be a non-empty array"));
+            return Err(ApiError::invalid(
+                "messages",
+                "'messages' must be a non-empty array",
+            ));
         }
         let mut p = String::new();
         for m in msgs {
-            let role = m.get("role").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("messages", "each message needs a 'role'"))?;
+            let role = m
+                .get("role")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::invalid("messages", "each message needs a 'role'"))?;
             let content = match m.get("content") {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Array(parts)) => parts
@@ -465,7 +529,12 @@ fn parse_common(state: &FrontState, headers: &HeaderMap, body: &Bytes, chat: boo
                     .collect::<Vec<_>>()
                     .join(""),
                 Some(Value::Null) | None => String::new(),
-                Some(_) => return Err(ApiError::invalid("messages", "'content' must be a string or an array of parts")),
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        "messages",
+                        "'content' must be a string or an array of parts",
+                    ))
+                }
             };
             p.push_str(role);
             p.push_str(": ");
@@ -476,8 +545,15 @@ fn parse_common(state: &FrontState, headers: &HeaderMap, body: &Bytes, chat: boo
     } else {
         match v.get("prompt") {
             Some(Value::String(s)) => s.clone(),
-            Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => a[0].as_str().unwrap_or_default().to_string(),
-            Some(Value::Array(_)) => return Err(ApiError::invalid("prompt", "only a single prompt per request is supported")),
+            Some(Value::Array(a)) if a.len() == 1 && a[0].is_string() => {
+                a[0].as_str().unwrap_or_default().to_string()
+            }
+            Some(Value::Array(_)) => {
+                return Err(ApiError::invalid(
+                    "prompt",
+                    "only a single prompt per request is supported",
+                ))
+            }
             None => String::new(),
             Some(_) => return Err(ApiError::invalid("prompt", "'prompt' must be a string")),
         }
@@ -486,23 +562,32 @@ fn parse_common(state: &FrontState, headers: &HeaderMap, body: &Bytes, chat: boo
         return Err(ApiError {
             param: Some(if chat { "messages" } else { "prompt" }),
             code: Some("context_length_exceeded"),
-            ..ApiError::invalid("prompt", format!(
-                "This model's maximum context length is {} bytes; your prompt has {} bytes.",
-                state.config.max_prompt_bytes,
-                prompt.len()
-            ))
+            ..ApiError::invalid(
+                "prompt",
+                format!(
+                    "This model's maximum context length is {} bytes; your prompt has {} bytes.",
+                    state.config.max_prompt_bytes,
+                    prompt.len()
+                ),
+            )
         });
     }
     let default_tokens = if chat { 64 } else { 16 };
-    let max_tokens = match v.get("max_completion_tokens").or_else(|| v.get("max_tokens")) {
+    let max_tokens = match v
+        .get("max_completion_tokens")
+        .or_else(|| v.get("max_tokens"))
+    {
         None | Some(Value::Null) => default_tokens,
         Some(n) => match n.as_u64() {
             Some(n) if n >= 1 && n <= u64::from(state.config.max_tokens_limit) => n as u32,
             _ => {
-                return Err(ApiError::invalid("max_tokens", format!(
-                    "max_tokens must be an integer from 1 to {}",
-                    state.config.max_tokens_limit
-                )))
+                return Err(ApiError::invalid(
+                    "max_tokens",
+                    format!(
+                        "max_tokens must be an integer from 1 to {}",
+                        state.config.max_tokens_limit
+                    ),
+                ))
             }
         },
     };
@@ -515,30 +600,60 @@ fn parse_common(state: &FrontState, headers: &HeaderMap, body: &Bytes, chat: boo
         .get("task")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .or_else(|| headers.get("x-quiver-task").and_then(|h| h.to_str().ok()).map(str::to_string));
+        .or_else(|| {
+            headers
+                .get("x-quiver-task")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        });
     let task = match task_name {
-        Some(t) => Some(t.parse::<Task>().map_err(|e| ApiError::invalid("task", e.to_string()))?),
+        Some(t) => Some(
+            t.parse::<Task>()
+                .map_err(|e| ApiError::invalid("task", e.to_string()))?,
+        ),
         None => None,
     };
     let known = read_models(state);
     if model != "auto" && !known.is_empty() && !known.contains(&model) {
-        return Err(backend_error(Some(ErrorCode::UnknownModel), format!("The model `{model}` does not exist")));
+        return Err(backend_error(
+            Some(ErrorCode::UnknownModel),
+            format!("The model `{model}` does not exist"),
+        ));
     }
-    Ok((Parsed { model, prompt, max_tokens, stream, task, class }, v))
+    Ok((
+        Parsed {
+            model,
+            prompt,
+            max_tokens,
+            stream,
+            task,
+            class,
+        },
+        v,
+    ))
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn request_id(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("{prefix}-{:x}{:06x}", now_secs(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{:x}{:06x}",
+        now_secs(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Enqueue and wait for the back-end's first answer.
-async fn submit(state: &FrontState, p: &Parsed) -> Result<(mpsc::Receiver<Reply>, String, u64), ApiError> {
+async fn submit(
+    state: &FrontState,
+    p: &Parsed,
+) -> Result<(mpsc::Receiver<Reply>, String, u64), ApiError> {
     let (tx, mut rx) = mpsc::channel(64);
     let job = Job {
         frame: Frame::Request {
@@ -554,17 +669,34 @@ async fn submit(state: &FrontState, p: &Parsed) -> Result<(mpsc::Receiver<Reply>
     match state.jobs.try_send(job) {
         Ok(()) => {}
         Err(mpsc::error::TrySendError::Full(_)) => {
-            return Err(ApiError::rate_limited("Too many requests queued; retry later."));
+            return Err(ApiError::rate_limited(
+                "Too many requests queued; retry later.",
+            ));
         }
         Err(mpsc::error::TrySendError::Closed(_)) => {
-            return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", None, "back-end connection task stopped"));
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                None,
+                "back-end connection task stopped",
+            ));
         }
     }
     match rx.recv().await {
         Some(Reply::Start { model, admit_seq }) => Ok((rx, model, admit_seq)),
         Some(Reply::Error { code, message }) => Err(backend_error(code, message)),
-        Some(other) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "server_error", None, format!("unexpected reply {other:?}"))),
-        None => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", None, "back-end unavailable")),
+        Some(other) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            None,
+            format!("unexpected reply {other:?}"),
+        )),
+        None => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            None,
+            "back-end unavailable",
+        )),
     }
 }
 
@@ -586,20 +718,41 @@ async fn list_models(State(state): State<Arc<FrontState>>, headers: HeaderMap) -
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
-async fn completions(State(state): State<Arc<FrontState>>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(state, headers, body, false).await.unwrap_or_else(IntoResponse::into_response)
+async fn completions(
+    State(state): State<Arc<FrontState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(state, headers, body, false)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn chat_completions(State(state): State<Arc<FrontState>>, headers: HeaderMap, body: Bytes) -> Response {
-    handle(state, headers, body, true).await.unwrap_or_else(IntoResponse::into_response)
+async fn chat_completions(
+    State(state): State<Arc<FrontState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(state, headers, body, true)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn handle(state: Arc<FrontState>, headers: HeaderMap, body: Bytes, chat: bool) -> Result<Response, ApiError> {
+async fn handle(
+    state: Arc<FrontState>,
+    headers: HeaderMap,
+    body: Bytes,
+    chat: bool,
+) -> Result<Response, ApiError> {
     let (p, _) = parse_common(&state, &headers, &body, chat)?;
     let (mut rx, model, admit_seq) = submit(&state, &p).await?;
     let id = request_id(if chat { "chatcmpl" } else { "cmpl" });
     let created = now_secs();
-    let class_name = state.config.class(p.class).map(|c| c.name.clone()).unwrap_or_default();
+    let class_name = state
+        .config
+        .class(p.class)
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
     let prompt_tokens = words(&p.prompt);
     let meta = move |quality: Option<f64>| json!({"class": class_name, "admit_seq": admit_seq, "quality": quality});
     if !p.stream {
@@ -607,14 +760,22 @@ async fn handle(state: Arc<FrontState>, headers: HeaderMap, body: Bytes, chat: b
         loop {
             match rx.recv().await {
                 Some(Reply::Token(t)) => text.push_str(&t),
-                Some(Reply::Done { finish, tokens, quality }) => {
+                Some(Reply::Done {
+                    finish,
+                    tokens,
+                    quality,
+                }) => {
                     let usage = json!({"prompt_tokens": prompt_tokens, "completion_tokens": tokens, "total_tokens": prompt_tokens.saturating_add(tokens)});
                     let choice = if chat {
                         json!({"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": null, "finish_reason": finish.as_str()})
                     } else {
                         json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish.as_str()})
                     };
-                    let object = if chat { "chat.completion" } else { "text_completion" };
+                    let object = if chat {
+                        "chat.completion"
+                    } else {
+                        "text_completion"
+                    };
                     return Ok(Json(json!({
                         "id": id, "object": object, "created": created, "model": model,
                         "choices": [choice], "usage": usage, "quiver": meta(Some(quality)),
@@ -623,13 +784,24 @@ async fn handle(state: Arc<FrontState>, headers: HeaderMap, body: Bytes, chat: b
                 }
                 Some(Reply::Error { code, message }) => return Err(backend_error(code, message)),
                 Some(Reply::Start { .. }) => {}
-                None => return Err(ApiError::new(StatusCode::BAD_GATEWAY, "server_error", None, "back-end stream lost")),
+                None => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "server_error",
+                        None,
+                        "back-end stream lost",
+                    ))
+                }
             }
         }
     }
     let (etx, erx) = mpsc::channel::<Result<Event, Infallible>>(64);
     tokio::spawn(async move {
-        let object = if chat { "chat.completion.chunk" } else { "text_completion" };
+        let object = if chat {
+            "chat.completion.chunk"
+        } else {
+            "text_completion"
+        };
         let chunk = |delta: Value, finish: Option<&str>, extra: Option<Value>| {
             let choice = if chat {
                 json!({"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish})
@@ -642,20 +814,41 @@ async fn handle(state: Arc<FrontState>, headers: HeaderMap, body: Bytes, chat: b
             }
             Event::default().data(v.to_string())
         };
-        if chat && etx.send(Ok(chunk(json!({"role": "assistant", "content": ""}), None, None))).await.is_err() {
+        if chat
+            && etx
+                .send(Ok(chunk(
+                    json!({"role": "assistant", "content": ""}),
+                    None,
+                    None,
+                )))
+                .await
+                .is_err()
+        {
             return;
         }
         loop {
             let ev = match rx.recv().await {
                 Some(Reply::Token(t)) => chunk(json!({"content": t}), None, None),
-                Some(Reply::Done { finish, quality, .. }) => {
-                    let _ = etx.send(Ok(chunk(json!({}), Some(finish.as_str()), Some(meta(Some(quality)))))).await;
+                Some(Reply::Done {
+                    finish, quality, ..
+                }) => {
+                    let _ = etx
+                        .send(Ok(chunk(
+                            json!({}),
+                            Some(finish.as_str()),
+                            Some(meta(Some(quality))),
+                        )))
+                        .await;
                     let _ = etx.send(Ok(Event::default().data("[DONE]"))).await;
                     return;
                 }
                 Some(Reply::Start { .. }) => continue,
                 Some(Reply::Error { code, message }) => {
-                    let _ = etx.send(Ok(Event::default().data(backend_error(code, message).body().to_string()))).await;
+                    let _ = etx
+                        .send(Ok(
+                            Event::default().data(backend_error(code, message).body().to_string())
+                        ))
+                        .await;
                     return;
                 }
                 None => return,
@@ -665,7 +858,9 @@ async fn handle(state: Arc<FrontState>, headers: HeaderMap, body: Bytes, chat: b
             }
         }
     });
-    Ok(Sse::new(ReceiverStream::new(erx)).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(ReceiverStream::new(erx))
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 #[cfg(test)]
@@ -677,7 +872,11 @@ mod tests {
         let mut config = ServeConfig::default();
         config.keys.insert("gold".into(), "latency".into());
         config.keys.insert("bulk".into(), "batch".into());
-        FrontState { config, jobs: tx, models: RwLock::new(vec!["opt-125m".into()]) }
+        FrontState {
+            config,
+            jobs: tx,
+            models: RwLock::new(vec!["opt-125m".into()]),
+        }
     }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -691,32 +890,77 @@ mod tests {
     #[test]
     fn class_from_key_and_header() {
         let s = state();
-        assert_eq!(class_of(&s, &headers(&[("authorization", "Bearer gold")])).unwrap(), 0);
-        assert_eq!(class_of(&s, &headers(&[("authorization", "Bearer other")])).unwrap(), 1);
-        let h = headers(&[("authorization", "Bearer gold"), ("x-quiver-class", "batch")]);
+        assert_eq!(
+            class_of(&s, &headers(&[("authorization", "Bearer gold")])).unwrap(),
+            0
+        );
+        assert_eq!(
+            class_of(&s, &headers(&[("authorization", "Bearer other")])).unwrap(),
+            1
+        );
+        let h = headers(&[
+            ("authorization", "Bearer gold"),
+            ("x-quiver-class", "batch"),
+        ]);
         assert_eq!(class_of(&s, &h).unwrap(), 2);
-        let h = headers(&[("authorization", "Bearer bulk"), ("x-quiver-class", "latency")]);
+        let h = headers(&[
+            ("authorization", "Bearer bulk"),
+            ("x-quiver-class", "latency"),
+        ]);
         assert_eq!(class_of(&s, &h).unwrap_err().status, StatusCode::FORBIDDEN);
-        assert_eq!(class_of(&s, &headers(&[])).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            class_of(&s, &headers(&[])).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
     }
 
     #[test]
     fn request_validation() {
         let s = state();
         let h = headers(&[("authorization", "Bearer k")]);
-        let parse = |b: &str, chat| parse_common(&s, &h, &Bytes::from(b.to_string()), chat).map(|(p, _)| p);
-        let p = parse(r#"{"model":"auto","prompt":"a b c","task":"copa"}"#, false).ok().unwrap();
-        assert_eq!((p.max_tokens, p.task, p.stream), (16, Some(Task::Copa), false));
-        let p = parse(r#"{"model":"opt-125m","messages":[{"role":"user","content":"hi"}],"stream":true}"#, true).ok().unwrap();
+        let parse =
+            |b: &str, chat| parse_common(&s, &h, &Bytes::from(b.to_string()), chat).map(|(p, _)| p);
+        let p = parse(r#"{"model":"auto","prompt":"a b c","task":"copa"}"#, false)
+            .ok()
+            .unwrap();
+        assert_eq!(
+            (p.max_tokens, p.task, p.stream),
+            (16, Some(Task::Copa), false)
+        );
+        let p = parse(
+            r#"{"model":"opt-125m","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+            true,
+        )
+        .ok()
+        .unwrap();
         assert_eq!(p.prompt, "user: hi\n");
         assert!(p.stream);
         let status = |b: &str, chat| parse(b, chat).err().map(|e| (e.status, e.code));
         assert_eq!(status("{", false).unwrap().0, StatusCode::BAD_REQUEST);
-        assert_eq!(status(r#"{"model":"gpt-9","prompt":"x"}"#, false), Some((StatusCode::NOT_FOUND, Some("model_not_found"))));
+        assert_eq!(
+            status(r#"{"model":"gpt-9","prompt":"x"}"#, false),
+            Some((StatusCode::NOT_FOUND, Some("model_not_found")))
+        );
         let big = format!(r#"{{"model":"auto","prompt":"{}"}}"#, "x".repeat(40_000));
-        assert_eq!(status(&big, false), Some((StatusCode::BAD_REQUEST, Some("context_length_exceeded"))));
-        assert_eq!(status(r#"{"model":"auto","prompt":"x","max_tokens":0}"#, false).unwrap().0, StatusCode::BAD_REQUEST);
-        assert_eq!(status(r#"{"model":"auto","prompt":"x","task":"chess"}"#, false).unwrap().0, StatusCode::BAD_REQUEST);
-        assert_eq!(status(r#"{"model":"auto","messages":[]}"#, true).unwrap().0, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            status(&big, false),
+            Some((StatusCode::BAD_REQUEST, Some("context_length_exceeded")))
+        );
+        assert_eq!(
+            status(r#"{"model":"auto","prompt":"x","max_tokens":0}"#, false)
+                .unwrap()
+                .0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(r#"{"model":"auto","prompt":"x","task":"chess"}"#, false)
+                .unwrap()
+                .0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(r#"{"model":"auto","messages":[]}"#, true).unwrap().0,
+            StatusCode::BAD_REQUEST
+        );
     }
 }

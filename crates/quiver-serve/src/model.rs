@@ -269,10 +269,9 @@ pub struct Batcher {
 }
 
 const VOCAB: [&str; 32] = [
-    "the", "model", "answers", "with", "a", "token", "stream", "over", "quic", "each",
-    "request", "has", "its", "own", "class", "and", "deadline", "while", "batch", "work",
-    "waits", "for", "capacity", "so", "latency", "stays", "low", "under", "load", "router",
-    "picks", "size",
+    "the", "model", "answers", "with", "a", "token", "stream", "over", "quic", "each", "request",
+    "has", "its", "own", "class", "and", "deadline", "while", "batch", "work", "waits", "for",
+    "capacity", "so", "latency", "stays", "low", "under", "load", "router", "picks", "size",
 ];
 
 fn mix(mut x: u64) -> u64 {

@@ -23,10 +23,10 @@ pub enum NetError {
     Tls(#[from] tls::TlsError),
     /// Socket.
     #[error("socket: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// Certificate store.
     #[error("certificate: {0}")]
-    Cert(#[from] rustls::Error),
+    Cert(rustls::Error),
 }
 
 fn transport(scheduler: SchedulerKind) -> Arc<TransportConfig> {
@@ -72,4 +72,16 @@ pub fn client_endpoint(
     let ep = Endpoint::client(local)?;
     ep.set_default_client_config(config);
     Ok(ep)
+}
+
+impl From<std::io::Error> for NetError {
+    fn from(e: std::io::Error) -> Self {
+        NetError::Io(e)
+    }
+}
+
+impl From<rustls::Error> for NetError {
+    fn from(e: rustls::Error) -> Self {
+        NetError::Cert(e)
+    }
 }

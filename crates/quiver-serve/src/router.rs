@@ -100,7 +100,11 @@ fn best_quality(obs: &Observation, candidates: impl Iterator<Item = usize>) -> O
 
 fn fastest(obs: &Observation) -> usize {
     (0..obs.models.len())
-        .min_by_key(|&i| obs.models[i].predicted_token_latency.unwrap_or(Duration::MAX))
+        .min_by_key(|&i| {
+            obs.models[i]
+                .predicted_token_latency
+                .unwrap_or(Duration::MAX)
+        })
         .unwrap_or(0)
 }
 

@@ -379,10 +379,10 @@ pub enum StreamError {
     Wire(#[from] WireError),
     /// Reading the stream failed.
     #[error("read: {0}")]
-    Read(#[from] quiver::ReadError),
+    Read(quiver::ReadError),
     /// Writing the stream failed.
     #[error("write: {0}")]
-    Write(#[from] quiver::WriteError),
+    Write(quiver::WriteError),
     /// The stream ended in the middle of a frame.
     #[error("stream ended inside a frame")]
     Truncated,
@@ -430,6 +430,18 @@ pub async fn write_frame(send: &mut quiver::SendStream, frame: &Frame) -> Result
     let bytes = frame.to_vec()?;
     send.write_all(&bytes).await?;
     Ok(())
+}
+
+impl From<quiver::ReadError> for StreamError {
+    fn from(e: quiver::ReadError) -> Self {
+        StreamError::Read(e)
+    }
+}
+
+impl From<quiver::WriteError> for StreamError {
+    fn from(e: quiver::WriteError) -> Self {
+        StreamError::Write(e)
+    }
 }
 
 #[cfg(test)]

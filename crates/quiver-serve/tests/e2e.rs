@@ -57,12 +57,20 @@ async fn start_backend(
     addr: SocketAddr,
     backend: &Backend,
     identity: &Identity,
-) -> (Arc<quiver::Endpoint>, rustls::pki_types::CertificateDer<'static>) {
+) -> (
+    Arc<quiver::Endpoint>,
+    rustls::pki_types::CertificateDer<'static>,
+) {
     let (certs, key) = (identity.0.clone(), identity.1.clone_key());
     let cert = certs[0].clone();
     let ep = Arc::new(
-        quiver_serve::net::server_endpoint(addr, SchedulerKind::MultiLevel { drop: false }, certs, key)
-            .unwrap(),
+        quiver_serve::net::server_endpoint(
+            addr,
+            SchedulerKind::MultiLevel { drop: false },
+            certs,
+            key,
+        )
+        .unwrap(),
     );
     let (b, e) = (backend.clone(), ep.clone());
     tokio::spawn(async move { b.serve(&e).await });
@@ -109,7 +117,10 @@ async fn post(
     let resp = client.request(req).await.unwrap();
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
@@ -123,7 +134,9 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 fn admit_seq(v: &Value) -> u64 {
-    v["quiver"]["admit_seq"].as_u64().unwrap_or_else(|| panic!("no admit_seq in {v}"))
+    v["quiver"]["admit_seq"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no admit_seq in {v}"))
 }
 
 /// A flood of batch requests fills the back-end; latency-class requests that arrive later
@@ -146,7 +159,9 @@ async fn latency_class_overtakes_batch_flood() {
     for _ in 0..6 {
         let (c, a) = (s.client.clone(), s.http);
         let body = batch_body.clone();
-        batch.push(tokio::spawn(async move { post(&c, a, "gold", Some("batch"), body).await }));
+        batch.push(tokio::spawn(async move {
+            post(&c, a, "gold", Some("batch"), body).await
+        }));
     }
     let b = s.backend.clone();
     wait_for("the batch flood to fill the back-end", || {
@@ -158,12 +173,21 @@ async fn latency_class_overtakes_batch_flood() {
     for i in 0..3 {
         let (c, a) = (s.client.clone(), s.http);
         let body = serde_json::json!({"model": "auto", "prompt": format!("chat {i}"), "max_tokens": 4, "task": "openbookqa"});
-        latency.push(tokio::spawn(async move { post(&c, a, "gold", None, body).await }));
+        latency.push(tokio::spawn(async move {
+            post(&c, a, "gold", None, body).await
+        }));
     }
     wait_for("the latency requests to queue", || b.stats().waiting == 7).await;
     let (c, a) = (s.client.clone(), s.http);
     let standard = tokio::spawn(async move {
-        post(&c, a, "someone", None, serde_json::json!({"model": "auto", "prompt": "std", "max_tokens": 4})).await
+        post(
+            &c,
+            a,
+            "someone",
+            None,
+            serde_json::json!({"model": "auto", "prompt": "std", "max_tokens": 4}),
+        )
+        .await
     });
 
     let mut lat_seqs = Vec::new();
@@ -176,7 +200,11 @@ async fn latency_class_overtakes_batch_flood() {
         lat_seqs.push(admit_seq(&v));
     }
     lat_seqs.sort_unstable();
-    assert_eq!(lat_seqs, vec![2, 3, 4], "latency requests wait behind no batch request");
+    assert_eq!(
+        lat_seqs,
+        vec![2, 3, 4],
+        "latency requests wait behind no batch request"
+    );
     let (status, v) = standard.await.unwrap();
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["quiver"]["class"], "standard");
@@ -200,12 +228,21 @@ async fn latency_class_overtakes_batch_flood() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnects_without_losing_queued_requests() {
     let fam = ["opt-125m", "opt-1.3b", "opt-2.7b", "opt-6.7b"];
-    let backend = Backend::new(pools(&fam, 0.01), Arc::new(RouterKind::Threshold), config(), 64, 100);
+    let backend = Backend::new(
+        pools(&fam, 0.01),
+        Arc::new(RouterKind::Threshold),
+        config(),
+        64,
+        100,
+    );
     let s = stack(backend.clone(), config()).await;
     let body = serde_json::json!({"model": "auto", "prompt": "x", "max_tokens": 3, "task": "piqa"});
     let (status, v) = post(&s.client, s.http, "k", None, body.clone()).await;
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["model"], "opt-6.7b", "idle system: the threshold router takes the best model");
+    assert_eq!(
+        v["model"], "opt-6.7b",
+        "idle system: the threshold router takes the best model"
+    );
     assert_eq!(v["quiver"]["quality"], 1.0);
 
     let addr = s.endpoint.local_addr().unwrap();
@@ -231,7 +268,13 @@ async fn reconnects_without_losing_queued_requests() {
 /// A full front-end queue answers 429 with Retry-After and an OpenAI error body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_is_429() {
-    let backend = Backend::new(pools(&["opt-6.7b"], 0.05), Arc::new(RouterKind::Largest), config(), 8, 100);
+    let backend = Backend::new(
+        pools(&["opt-6.7b"], 0.05),
+        Arc::new(RouterKind::Largest),
+        config(),
+        8,
+        100,
+    );
     let mut cfg = config();
     cfg.queue = 1;
     cfg.max_inflight = 1;
@@ -239,7 +282,10 @@ async fn full_queue_is_429() {
     let body = serde_json::json!({"model": "auto", "prompt": "x", "max_tokens": 200});
     let (c, a, b) = (s.client.clone(), s.http, body.clone());
     let first = tokio::spawn(async move { post(&c, a, "k", None, b).await });
-    wait_for("the first request to be generating", || backend.stats().active == 1).await;
+    wait_for("the first request to be generating", || {
+        backend.stats().active == 1
+    })
+    .await;
     let (c, a, b) = (s.client.clone(), s.http, body.clone());
     let second = tokio::spawn(async move { post(&c, a, "k", None, b).await });
     // The second waits in the queue (its permit is held by the first); poll until a
@@ -259,7 +305,8 @@ async fn full_queue_is_429() {
     }
     let resp = refused.expect("a third request is refused while the queue is full");
     assert_eq!(resp.headers()["retry-after"], "1");
-    let v: Value = serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let v: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(v["error"]["code"], "rate_limit_exceeded");
     assert_eq!(first.await.unwrap().0, 200);
     assert_eq!(second.await.unwrap().0, 200);
