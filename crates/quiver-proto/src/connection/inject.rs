@@ -3,7 +3,7 @@
 //! packet the peer authenticates, so it reaches frame processing.
 
 use super::Connection;
-use crate::packet::{Header, LongType, PacketNumber};
+use crate::packet::PacketNumber;
 use crate::recovery::SentPacket;
 use crate::shared::Epoch;
 use std::time::Instant;
@@ -24,36 +24,10 @@ impl Connection {
         if !self.levels[level].has_keys() {
             return None;
         }
-        let space = if epoch == Epoch::Data { 2 } else { level };
+        let space = Self::space_for_epoch(epoch);
         let pn = self.spaces[space].next_pn;
-        let number = PacketNumber::U32(pn as u32);
-        let dst_cid = self.cids.remote_cid();
-        let src_cid = self
-            .local_cids()
-            .next()
-            .unwrap_or(crate::ConnectionId::EMPTY);
-        let header = match epoch {
-            Epoch::Initial => Header::Initial {
-                version: self.version,
-                dst_cid,
-                src_cid,
-                token: self.validation.initial_token.clone(),
-                number,
-            },
-            Epoch::Handshake => Header::Long {
-                version: self.version,
-                ty: LongType::Handshake,
-                dst_cid,
-                src_cid,
-                number,
-            },
-            Epoch::Data => Header::Short {
-                spin: false,
-                key_phase: self.key_update.phase,
-                dst_cid,
-                number,
-            },
-        };
+        // The header the send path itself would write (long header for 0-RTT included).
+        let header = self.header_for(epoch, PacketNumber::U32(pn as u32));
         let mut buf = Vec::new();
         let partial = header.encode(&mut buf);
         let start = buf.len();
