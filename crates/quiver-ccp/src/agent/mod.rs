@@ -410,24 +410,17 @@ impl Agent {
         };
         let st = self.peers.entry(peer.clone()).or_default();
         if !st.installed.contains(&uid) {
-            let section = ProgramSection::decode(&program.encode());
-            match section {
-                Ok(program) => {
-                    push(
-                        out,
-                        0,
-                        Body::Install(Install {
-                            program_uid: uid,
-                            program,
-                        }),
-                    );
-                    st.installed.push(uid);
-                }
-                Err(e) => {
-                    tracing::warn!(%e, "ccp agent: program does not fit the wire format");
-                    return;
-                }
-            }
+            // A compiled program always fits the wire format (the VM and the codec share
+            // libccp's limits), so the conversion is direct.
+            push(
+                out,
+                0,
+                Body::Install(Install {
+                    program_uid: uid,
+                    program: ProgramSection::from(&**program),
+                }),
+            );
+            st.installed.push(uid);
         }
         push(
             out,
