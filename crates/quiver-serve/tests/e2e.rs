@@ -269,7 +269,9 @@ async fn reconnects_without_losing_queued_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_queue_is_429() {
     let backend = Backend::new(
-        pools(&["opt-6.7b"], 0.05),
+        // Half real time: the first request generates for seconds, so it cannot finish (and
+        // free the queue) while the test probes, however slow the machine is.
+        pools(&["opt-6.7b"], 0.5),
         Arc::new(RouterKind::Largest),
         config(),
         8,
@@ -288,6 +290,8 @@ async fn full_queue_is_429() {
     .await;
     let (c, a, b) = (s.client.clone(), s.http, body.clone());
     let second = tokio::spawn(async move { post(&c, a, "k", None, b).await });
+    // Let the second reach the queue before any probe can take its place.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     // The second waits in the queue (its permit is held by the first); poll until a
     // third is refused.
     let mut refused = None;
